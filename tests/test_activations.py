@@ -1,0 +1,128 @@
+"""Pooling, left padding, the on-disk cache (resume, truncation) and the anisotropy statistic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import activations as act
+
+TEXTS = ["Helping a friend move house is morally", "Lying is morally", "Stealing a bike is morally",
+         "Keeping a promise to your little brother even when it costs you is morally", "Cheating is morally"]
+
+
+def test_pool_on_hand_computed_left_padded_batch():
+    resid = torch.tensor([[[9.0, 9.0], [1.0, 2.0], [3.0, 4.0], [5.0, 0.0]],      # one pad, then 3 tokens
+                          [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [6.0, 6.0]]])    # no pad
+    mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
+    pooled = act.pool(resid, mask)
+    torch.testing.assert_close(pooled["mean"], torch.tensor([[3.0, 2.0], [3.0, 3.0]]))
+    torch.testing.assert_close(pooled["mean_nosink"], torch.tensor([[4.0, 2.0], [11 / 3, 11 / 3]]))
+    torch.testing.assert_close(pooled["last"], torch.tensor([[5.0, 0.0], [6.0, 6.0]]))
+
+
+def test_pool_right_padding_and_single_token():
+    resid = torch.tensor([[[1.0], [3.0], [0.0]], [[7.0], [0.0], [0.0]]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    pooled = act.pool(resid, mask)
+    torch.testing.assert_close(pooled["mean"], torch.tensor([[2.0], [7.0]]))
+    torch.testing.assert_close(pooled["mean_nosink"], torch.tensor([[3.0], [7.0]]))
+    torch.testing.assert_close(pooled["last"], torch.tensor([[3.0], [7.0]]))
+
+
+def test_padded_batch_equals_each_text_alone(smollm2):
+    """Left padding with the attention mask: batched pooled vectors equal the unpadded single-text ones."""
+    batched = act._forward_pooled(smollm2, TEXTS, max_length=128)
+    for i, text in enumerate(TEXTS):
+        alone = act._forward_pooled(smollm2, [text], max_length=128)
+        for key, value in alone.items():
+            scale = value[0].norm()
+            assert float((batched[key][i] - value[0]).norm() / scale) < 1e-5, key
+
+
+def test_layers_match_hugging_face_hidden_states(smollm2):
+    enc = smollm2.tokenizer(TEXTS[:2], return_tensors="pt", padding=True, padding_side="left")
+    with torch.no_grad():
+        hidden = smollm2.bridge.original_model(**enc, output_hidden_states=True).hidden_states
+    pooled = act._forward_pooled(smollm2, TEXTS[:2], max_length=128)
+    for layer in (0, 12, 28):  # hidden_states[l + 1] is block l's output (the last entry is after the final norm)
+        expected = act.pool(hidden[layer + 1], enc["attention_mask"])["last"]
+        torch.testing.assert_close(pooled[f"last.{layer}"], expected, rtol=1e-4, atol=1e-3)
+
+
+def test_prompts_use_the_template_and_reject_bad_input():
+    assert act.prompts(["lying"], "{action} is morally") == ["lying is morally"]
+    with pytest.raises(ValueError, match="placeholder"):
+        act.prompts(["lying"], "{text} is morally")
+    with pytest.raises(ValueError, match="empty"):
+        act.prompts([], "{action} is morally")
+
+
+def _extract(model, tmp_path, monkeypatch, **kwargs):
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    return act.extract(model, "tiny", TEXTS, batch_size=2, chunk_size=2, progress=False, **kwargs)
+
+
+def test_cache_resumes_after_an_interruption(tiny_model, tmp_path, monkeypatch):
+    reference = _extract(tiny_model, tmp_path / "a", monkeypatch)
+    calls = {"n": 0}
+    real = act._forward_pooled
+
+    def flaky(model, batch, max_length):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # killed while the second chunk runs
+        return real(model, batch, max_length)
+
+    monkeypatch.setattr(act, "_forward_pooled", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        _extract(tiny_model, tmp_path / "b", monkeypatch)
+    chunks = sorted((act.store_dir("tiny", TEXTS, 128) / "chunks").iterdir())
+    assert [p.name for p in chunks] == ["chunk_00000.safetensors"], "only the finished chunk is on disk"
+
+    calls["n"] = 10  # no more failures; count the batches the resumed run computes
+    resumed = _extract(tiny_model, tmp_path / "b", monkeypatch)
+    assert calls["n"] == 10 + 2, "the finished chunk (2 of 5 texts) is not recomputed; 3 texts = 2 batches"
+    for layer in range(2):
+        for pooling in act.POOLINGS:
+            np.testing.assert_array_equal(resumed.load(layer, pooling), reference.load(layer, pooling))
+    assert not (resumed.directory / "chunks").exists()
+
+
+def test_rows_follow_text_order_despite_length_sorting(tiny_model, tmp_path, monkeypatch):
+    store = _extract(tiny_model, tmp_path, monkeypatch)
+    single = act._forward_pooled(tiny_model, [TEXTS[3]], max_length=128)
+    np.testing.assert_allclose(store.load(1, "last")[3], single["last.1"][0].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_truncated_layer_file_is_detected_and_rebuilt(tiny_model, tmp_path, monkeypatch):
+    store = _extract(tiny_model, tmp_path, monkeypatch)
+    good = store.load(0, "mean")
+    path = store.directory / "layer_000.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(act.CacheError, match="layer_000.safetensors: missing or truncated"):
+        act.open_store(store.directory)
+    rebuilt = _extract(tiny_model, tmp_path, monkeypatch)
+    np.testing.assert_array_equal(rebuilt.load(0, "mean"), good)
+
+
+def test_store_rejects_unknown_layer_and_pooling(tiny_model, tmp_path, monkeypatch):
+    store = _extract(tiny_model, tmp_path, monkeypatch, cache_dtype="float16")
+    assert store.load(0, "last").dtype == np.float32
+    with pytest.raises(ValueError, match="layer 7 out of range"):
+        store.load(7)
+    with pytest.raises(ValueError, match="unknown pooling"):
+        store.load(0, "max")
+
+
+def test_mean_pairwise_cosine_matches_brute_force():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)) + 3.0
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    cos = u @ u.T
+    brute = (cos.sum() - np.trace(cos)) / (40 * 39)
+    assert act.mean_pairwise_cosine(x) == pytest.approx(brute)
+    assert act.mean_pairwise_cosine(np.ones((5, 3))) == pytest.approx(1.0)
+    assert act.mean_pairwise_cosine(act.center(x)) == pytest.approx(
+        (np.sum((act.center(x) / np.linalg.norm(act.center(x), axis=1, keepdims=True)).sum(0) ** 2) - 40) / (40 * 39))

