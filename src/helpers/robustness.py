@@ -1,0 +1,61 @@
+"""Inputs and references shared by the diagnoses: pooling variants, outlier-dimension share, permutation nulls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from helpers.activations import ActivationStore
+
+# variant name -> (pooling read from the cache, standardise each dimension?)
+VARIANTS: dict[str, tuple[str, bool]] = {
+    "paper": ("mean", False),          # the paper's recipe: mean over all tokens, centring only
+    "no_sink": ("mean_nosink", False),  # first token (attention sink) left out of the mean
+    "last_token": ("last", False),      # the token "morally"
+    "standardised": ("mean", True),     # every dimension scaled to unit variance (tames outlier channels)
+}
+
+
+def standardise(x: np.ndarray) -> np.ndarray:
+    """Scale each column to zero mean and unit variance (constant columns left at zero)."""
+    std = x.std(axis=0, keepdims=True)
+    return (x - x.mean(axis=0, keepdims=True)) / np.where(std == 0, 1.0, std)
+
+
+def layer_activations(store: ActivationStore, sample: pd.DataFrame, layer: int, variant: str = "paper") -> np.ndarray:
+    """The `[len(sample), d]` activations of the sample's rows at one layer, prepared as `variant` says."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known variants: {sorted(VARIANTS)}")
+    pooling, scale = VARIANTS[variant]
+    x = store.load(layer, pooling)[sample["text_index"].to_numpy()]
+    return standardise(x) if scale else x
+
+
+def top_k_variance_share(x: np.ndarray, k: int = 3) -> float:
+    """Share of the total variance carried by the `k` highest-variance dimensions (outlier channels → near 1)."""
+    var = np.sort(np.asarray(x, dtype=np.float64).var(axis=0))[::-1]
+    total = var.sum()
+    if total == 0:
+        raise ValueError("x has zero variance in every dimension")
+    return float(var[:k].sum() / total)
+
+
+def null_band(values: np.ndarray) -> dict[str, float]:
+    """Mean and central 95 % interval of a null distribution (NaN draws ignored)."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
+    return {"mean": float(values.mean()), "lo": float(np.percentile(values, 2.5)),
+            "hi": float(np.percentile(values, 97.5))}
+
+
+def permutation_null(statistic: Callable[[np.ndarray], float], x: np.ndarray, n_perm: int = 100,
+                     seed: int = 0) -> dict[str, float]:
+    """Null band of `statistic(x)` when the rows of `x` are shuffled, i.e. labels carry no moral structure."""
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be ≥ 1, got {n_perm}")
+    rng = np.random.default_rng(seed)
+    return null_band(np.array([statistic(x[rng.permutation(len(x))]) for _ in range(n_perm)]))
