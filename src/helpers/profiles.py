@@ -33,6 +33,10 @@ class Profile:
     batch_size: int
     cache_dtype: str
     layers: str | list[int]
+    n_permutations: int
+    hdbscan_min_cluster_size: int
+    hdbscan_min_samples: int
+    external_max_words: int | None
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
@@ -58,6 +62,7 @@ def _check_type(path: Path, key: str, value: Any) -> None:
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
         "str | None": value is None or isinstance(value, str),
+        "int | None": value is None or (isinstance(value, int) and not isinstance(value, bool)),
         "str | list[int]": value == "all" or (isinstance(value, list) and all(isinstance(v, int) for v in value)),
     }[expected]
     if not ok:

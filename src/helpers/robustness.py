@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 from helpers.activations import ActivationStore
+
+T = TypeVar("T")
 
 # variant name -> (pooling read from the cache, standardise each dimension?)
 VARIANTS: dict[str, tuple[str, bool]] = {
@@ -33,6 +36,12 @@ def layer_activations(store: ActivationStore, sample: pd.DataFrame, layer: int, 
     return standardise(x) if scale else x
 
 
+def sweep_layers(store: ActivationStore, sample: pd.DataFrame, diagnose: Callable[[np.ndarray, pd.DataFrame], T],
+                 variant: str = "paper") -> list[T]:
+    """`diagnose(x, sample)` at every layer of a cache, on the activations prepared as `variant` says."""
+    return [diagnose(layer_activations(store, sample, layer, variant), sample) for layer in range(store.n_layers)]
+
+
 def top_k_variance_share(x: np.ndarray, k: int = 3) -> float:
     """Share of the total variance carried by the `k` highest-variance dimensions (outlier channels → near 1)."""
     var = np.sort(np.asarray(x, dtype=np.float64).var(axis=0))[::-1]
@@ -40,6 +49,11 @@ def top_k_variance_share(x: np.ndarray, k: int = 3) -> float:
     if total == 0:
         raise ValueError("x has zero variance in every dimension")
     return float(var[:k].sum() / total)
+
+
+def top3_by_layer(store: ActivationStore, sample: pd.DataFrame, variant: str = "paper") -> list[float]:
+    """Per layer, the variance share of the three largest dimensions of the sample's activations."""
+    return [top_k_variance_share(layer_activations(store, sample, layer, variant)) for layer in range(store.n_layers)]
 
 
 def null_band(values: np.ndarray) -> dict[str, float]:
@@ -59,3 +73,10 @@ def permutation_null(statistic: Callable[[np.ndarray], float], x: np.ndarray, n_
         raise ValueError(f"n_perm must be ≥ 1, got {n_perm}")
     rng = np.random.default_rng(seed)
     return null_band(np.array([statistic(x[rng.permutation(len(x))]) for _ in range(n_perm)]))
+
+
+def sweep_nulls(store: ActivationStore, sample: pd.DataFrame, statistic: Callable[[np.ndarray, pd.DataFrame], float],
+                n_perm: int, seed: int = 0, variant: str = "paper") -> list[dict[str, float]]:
+    """Per layer, the label-permutation null band of `statistic(x, sample)`."""
+    return [permutation_null(lambda xs: statistic(xs, sample), layer_activations(store, sample, layer, variant),
+                             n_perm, seed) for layer in range(store.n_layers)]

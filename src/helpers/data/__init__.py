@@ -1,5 +1,6 @@
-"""Data sets of the book: Social-Chem-101 moral vectors (chapter 01)."""
+"""Data sets of the book: Social-Chem-101 moral vectors (chapter 01) and external moral lexicons (03–06)."""
 
+from helpers.data.lexicons import LEXICONS, external_sample, mfd2_sample, moralstrength_sample
 from helpers.data.socialchem import (
     COLUMNS,
     DIMENSIONS,
@@ -10,6 +11,7 @@ from helpers.data.socialchem import (
     build_moral_data,
     clean,
     explode_by_foundation,
+    index_actions,
     moral_vectors,
     polarity,
     profile_moral_data,
@@ -23,7 +25,7 @@ from helpers.data.socialchem import (
 )
 
 __all__ = [
-    "COLUMNS", "DIMENSIONS", "FOUNDATIONS", "TYPICALITY_LEVELS", "DataFormatError", "MoralData", "build_moral_data", "clean",
-    "explode_by_foundation", "moral_vectors", "polarity", "profile_moral_data", "read_socialchem_tsv", "sample_quotas",
+    "COLUMNS", "DIMENSIONS", "LEXICONS", "external_sample", "FOUNDATIONS", "TYPICALITY_LEVELS", "DataFormatError", "MoralData", "build_moral_data", "clean",
+    "explode_by_foundation", "index_actions", "mfd2_sample", "moral_vectors", "moralstrength_sample", "polarity", "profile_moral_data", "read_socialchem_tsv", "sample_quotas",
     "socialchem_path", "stratified_sample", "stratum_of", "typicality", "with_vectors",
 ]

@@ -292,18 +292,23 @@ def build_moral_data(source: str, sha256: str | None = None, quota_scale: float 
                      min_per_stratum: int = 1) -> MoralData:
     """Read, clean, vectorise, explode and sample Social-Chem-101 as the paper does (spec §1).
 
-    `sample["text_index"]` points into `actions`, the distinct actions of the sample in first-seen order: the
-    activation cache holds one row per distinct action, shared by the foundation strata an action appears in.
+    The activation cache holds one row per distinct action (`actions`), shared by the foundation strata an action
+    appears in; `sample["text_index"]` points into it.
     """
     raw = read_socialchem_tsv(socialchem_path(source, sha256))
     cleaned, steps = clean(raw)
     cleaned = with_vectors(cleaned)
     exploded = explode_by_foundation(cleaned)
     sample = stratified_sample(exploded, quota_scale=quota_scale, seed=seed, min_per_stratum=min_per_stratum)
+    actions, sample = index_actions(sample)
+    return MoralData(raw, cleaned, steps, exploded, sample, actions, raw.attrs["sha256"])
+
+
+def index_actions(sample: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
+    """The distinct actions of a sample (first-seen order) and the sample with `text_index` pointing into them."""
     actions = list(dict.fromkeys(sample["action"]))
     position = {a: i for i, a in enumerate(actions)}
-    sample["text_index"] = sample["action"].map(position).to_numpy(int)
-    return MoralData(raw, cleaned, steps, exploded, sample, actions, raw.attrs["sha256"])
+    return actions, sample.assign(text_index=sample["action"].map(position).to_numpy(int))
 
 
 def profile_moral_data(profile) -> MoralData:
