@@ -51,17 +51,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from helpers import activations, categorical, data, plotting, report, robustness
-from helpers.ledger import Ledger
-from helpers.profiles import load_profile
+from helpers import activations, categorical, chapter, data, plotting, report, robustness
 
-P = load_profile(profile)
-ledger = Ledger("03_categorical", P.name, seed=seed)
-plotting.set_theme()
-moral = data.profile_moral_data(P)
-sample = moral.sample
-stores = activations.profile_stores(P, activations.prompts(moral.actions, P.template))
-print(f"profile {P.name}: {len(sample):,} sample rows, models {list(stores)}")
+run = chapter.start("03_categorical", profile, seed)
+P, ledger, moral, sample, stores = run.profile, run.ledger, run.moral, run.sample, run.stores
 
 # %% [markdown]
 # ## The recipe
@@ -158,8 +151,10 @@ share = pd.DataFrame([
     for name, store in stores.items() for variant in ("paper", "no_sink")
     for layer, value in enumerate(robustness.top3_by_layer(store, sample, variant))])
 variants = {variant: {name: robustness.sweep_layers(store, sample, categorical.categorical_layer, variant)
-                      for name, store in stores.items()} for variant in robustness.VARIANTS}
-by_variant = pd.concat([curves(results, variant) for variant, results in variants.items()]).query("foundation == 'mean'")
+                      for name, store in stores.items()} for variant in robustness.VARIANTS if variant != "paper"}
+by_variant = pd.concat([curves(paper, "paper")] + [curves(results, variant) for variant, results in variants.items()],
+                       ignore_index=True)
+by_variant = by_variant.query("foundation == 'mean'")
 
 fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
 sns.lineplot(data=share, x="relative depth", y="top-3 variance share", hue="model", style="pooling", ax=axes[0])
@@ -184,7 +179,8 @@ mfd = data.external_sample("mfd2", P.external_max_words, P.sample_seed)
 mfd_words, mfd = data.index_actions(mfd)
 mfd_stores = activations.profile_stores(P, activations.prompts(mfd_words, P.template))
 external = {name: robustness.sweep_layers(store, mfd, categorical.categorical_layer) for name, store in mfd_stores.items()}
-both = pd.concat([vv.assign(data="Social-Chem sample"), curves(external, "MFD 2.0 words")]).query("foundation == 'mean'")
+both = pd.concat([vv.assign(data="Social-Chem sample"), curves(external, "MFD 2.0 words")],
+                 ignore_index=True).query("foundation == 'mean'")
 grid = sns.relplot(data=both, x="relative depth", y="virtue–vice cosine", hue="data", col="model", kind="line",
                    height=3.3, aspect=1.2)
 grid.set_titles("{col_name}").set(ylim=(-1.05, 1.05))

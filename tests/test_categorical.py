@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import make_sample
 
 from helpers.categorical import (
     categorical_layer,
@@ -17,18 +18,6 @@ from helpers.categorical import (
 )
 from helpers.data import DIMENSIONS, FOUNDATIONS
 
-TYPES = ("virtue", "virtue_typical", "vice", "vice_typical", "neutral")
-
-
-def make_sample(per_cell: int = 12) -> pd.DataFrame:
-    """A synthetic diagnosis sample: `per_cell` rows for every (foundation, sample_type) pair."""
-    rows = []
-    for foundation in FOUNDATIONS:
-        for kind in TYPES:
-            for _ in range(per_cell):
-                rows.append({"sampled_dimension": foundation, "sample_type": kind,
-                             "score_stratum": 0.0 if kind == "neutral" else 1.0 if "typical" in kind else 0.5})
-    return pd.DataFrame(rows)
 
 
 def planted(sample: pd.DataFrame, collapsed: bool, d: int = 16, noise: float = 0.05, offset: float = 50.0,
@@ -112,6 +101,25 @@ def test_mask_restricts_rows_held_out_variant():
             rows = mask & (sample["sampled_dimension"] == foundation).to_numpy() & (sample["sample_type"] == kind).to_numpy()
             np.testing.assert_allclose(got[2 * k + pole], x[rows].mean(axis=0))
     assert not np.allclose(got, category_centres(x, sample))
+
+
+def test_mask_hand_check_gradient_heldout_use():
+    """The masked centres gradient_layer builds its held-out prototypes from (formerly gradient.pole_centres)."""
+    sample = make_sample(per_cell=2)
+    x = np.random.default_rng(0).standard_normal((len(sample), 3))
+    all_rows = np.ones(len(sample), dtype=bool)
+    centres = category_centres(x, sample, mask=all_rows)
+    assert centres.shape == (10, 3)
+    typical = ((sample["sampled_dimension"] == "loyalty-betrayal") & (sample["sample_type"] == "vice_typical")).to_numpy()
+    np.testing.assert_allclose(centres[DIMENSIONS.index("betrayal")], x[typical].mean(axis=0))
+    only_first = all_rows.copy()
+    only_first[np.flatnonzero(typical)[1]] = False  # drop the second betrayal prototype
+    centres = category_centres(x, sample, mask=only_first)
+    np.testing.assert_allclose(centres[DIMENSIONS.index("betrayal")], x[np.flatnonzero(typical)[0]])
+    with pytest.raises(ValueError, match="betrayal"):
+        category_centres(x, sample, mask=only_first & ~typical)
+    with pytest.raises(ValueError, match="mask"):
+        category_centres(x, sample, mask=all_rows[:-1])
 
 
 # ---------- hand-computed 2-D example ----------

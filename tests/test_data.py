@@ -229,3 +229,14 @@ def test_moralstrength_scores_map_to_typicality(tmp_path, monkeypatch):
     (folder / "care.tsv").write_text("WORD\tEXPRESSED_MORAL\nkind\t12\n")
     with pytest.raises(ValueError, match=r"care\.tsv:2: EXPRESSED_MORAL 12"):
         data.moralstrength_sample()
+
+
+def test_external_subsample_keeps_every_category_and_is_seeded():
+    full = data.external_sample("moralstrength")
+    words = data.external_sample("moralstrength", max_words=250, seed=1)
+    counts = words.groupby(["sampled_dimension", "sample_type"]).size()
+    n_strata = full.groupby(["sampled_dimension", "sample_type"]).ngroups
+    assert len(counts) == n_strata and counts.max() == 250 // n_strata and len(words) <= 250
+    assert words["action"].tolist() == data.external_sample("moralstrength", 250, seed=1)["action"].tolist()
+    with pytest.raises(ValueError, match="unknown lexicon"):
+        data.external_sample("liwc")

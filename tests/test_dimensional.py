@@ -266,3 +266,20 @@ def test_dimensional_layer_errors():
     short = sample.assign(moral_vector=[v[:9] for v in sample["moral_vector"]])
     with pytest.raises(ValueError, match="moral_vector"):
         dimensional_layer(x, short)
+
+
+def test_summarise_keeps_undefined_adjusted_r2_as_none():
+    from helpers.dimensional import summarise
+
+    layers = [{"r2": 0.1, "adj_r2": None, "r2_ridge": 0.3}, {"r2": 0.4, "adj_r2": None, "r2_ridge": 0.2}]
+    out = summarise(layers)
+    assert out["peak_adj_r2"] is None and out["peak_r2"] == 0.4 and out["peak_r2_ridge"] == 0.3
+    assert out["adj_r2"] == [None, None]
+
+
+def test_ridge_only_layer_skips_the_probe():
+    from helpers.dimensional import dimensional_layer
+
+    sample, x = make_sample()
+    out = dimensional_layer(x, sample, probe=False)
+    assert out["r2"] is None and out["adj_r2"] is None and out["r2_ridge"] > 0.9

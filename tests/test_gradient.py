@@ -16,7 +16,6 @@ from helpers.gradient import (
     gradient_layer,
     human_labels,
     peak_over_layers,
-    pole_centres,
     virtue_vice_asymmetry,
 )
 
@@ -137,27 +136,6 @@ def test_correlation_constant_gives_nan_and_errors():
         correlation(np.arange(5.0), np.arange(6.0))
     with pytest.raises(ValueError, match="finite"):
         correlation(np.array([1, 2, 3, np.nan]), np.arange(4.0))
-
-
-# ---------- centres ----------
-
-def test_pole_centres_hand_check():
-    sample = make_sample(per_stratum=1, per_typical=2, per_neutral=1)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((len(sample), 3))
-    all_rows = np.ones(len(sample), dtype=bool)
-    centres = pole_centres(x, sample, all_rows)
-    assert centres.shape == (10, 3)
-    typical = (sample["sampled_dimension"] == "loyalty-betrayal") & (sample["sample_type"] == "vice_typical")
-    np.testing.assert_allclose(centres[DIMENSIONS.index("betrayal")], x[typical.to_numpy()].mean(axis=0))
-    only_first = all_rows.copy()
-    only_first[np.flatnonzero(typical)[1]] = False  # drop the second betrayal prototype
-    centres = pole_centres(x, sample, only_first)
-    np.testing.assert_allclose(centres[DIMENSIONS.index("betrayal")], x[np.flatnonzero(typical)[0]])
-    with pytest.raises(ValueError, match="betrayal"):
-        pole_centres(x, sample, only_first & ~typical.to_numpy())
-    with pytest.raises(ValueError, match="rows"):
-        pole_centres(x, sample, all_rows[:-1])
 
 
 # ---------- the layer diagnosis ----------
@@ -294,3 +272,17 @@ def test_virtue_vice_asymmetry_hand_dict():
     assert math.isnan(virtue_vice_asymmetry(peaks))
     with pytest.raises(ValueError, match="degradation"):
         virtue_vice_asymmetry({c: 0.1 for c in DIMENSIONS[:-1]})
+
+
+def test_summarise_separates_overall_and_adds_heldout():
+    from helpers.gradient import summarise
+    from helpers.data import DIMENSIONS
+
+    def layer(value):
+        return {**{c: {"spearman": value + (0.1 if c in DIMENSIONS[1::2] else 0.0)} for c in DIMENSIONS},
+                "overall": {"spearman": value}}
+
+    out = summarise([layer(0.2), layer(0.5)], heldout=[layer(0.1), layer(0.0)])
+    assert out["peak_spearman_overall"] == 0.5 and "overall" not in out["peak_spearman"]
+    assert out["peak_spearman"]["harm"] == pytest.approx(0.6) and out["asymmetry"] == pytest.approx(0.1)
+    assert out["spearman_overall"] == [0.2, 0.5] and out["peak_spearman_heldout_overall"] == 0.1

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import make_sample
 
-from helpers.data import FOUNDATIONS
 from helpers.structural import (
     LABELINGS,
     SCORES,
@@ -20,19 +20,7 @@ from helpers.structural import (
     structural_layer,
 )
 
-TYPES = ("virtue", "virtue_typical", "vice", "vice_typical", "neutral")
 POLE = {"virtue": 0, "virtue_typical": 0, "vice": 1, "vice_typical": 1, "neutral": 2}
-
-
-def make_sample(per_cell: int = 12) -> pd.DataFrame:
-    """A synthetic diagnosis sample: `per_cell` rows for every (foundation, sample_type) pair."""
-    rows = []
-    for foundation in FOUNDATIONS:
-        for kind in TYPES:
-            for _ in range(per_cell):
-                rows.append({"sampled_dimension": foundation, "sample_type": kind,
-                             "score_stratum": 0.0 if kind == "neutral" else 1.0 if "typical" in kind else 0.5})
-    return pd.DataFrame(rows)
 
 
 def planted(groups: np.ndarray, d: int = 16, separation: float = 30.0, seed: int = 0) -> np.ndarray:
@@ -228,3 +216,35 @@ def test_embedding_2d_pca_fallback(monkeypatch):
     z, _ = reduce_pca(x)
     np.testing.assert_allclose(np.abs(coords), np.abs(z[:, :2]), atol=1e-8)
     np.testing.assert_array_equal(coords, embedding_2d(x, seed=1)[0])
+
+
+def test_ari_null_is_centred_on_zero_for_planted_clusters():
+    from helpers.structural import ari_null
+
+    groups = np.repeat(np.arange(3), 60)
+    band = ari_null(groups, {"polarity3": groups}, n_perm=200, seed=0)["ari_polarity3"]
+    assert abs(band["mean"]) < 0.02 and band["lo"] < 0 < band["hi"] < 0.1
+    noise = np.full(180, -1)
+    assert np.isnan(ari_null(noise, {"polarity3": groups}, n_perm=5)["ari_polarity3"]["mean"])
+
+
+def test_summarise_takes_peaks_over_scorable_layers():
+    from helpers.structural import summarise
+
+    layers = [{"ari_polarity3": a, "ari_mft5": b, "ari_mft15": 0.0, "noise_ratio": r, "n_clusters": k}
+              for a, b, r, k in [(np.nan, np.nan, 1.0, 0), (0.4, 0.1, 0.2, 3), (0.2, 0.3, 0.5, 4)]]
+    out = summarise(layers)
+    assert out["peak_ari_polarity3"] == 0.4 and out["peak_ari_mft5"] == 0.3 and out["noise_ratio"][0] == 1.0
+
+
+def test_fast_ari_equals_sklearn():
+    from sklearn.metrics import adjusted_rand_score
+
+    from helpers.structural import fast_ari
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a, b = rng.integers(0, 4, 200), rng.integers(-1, 6, 200)
+        assert fast_ari(a, b) == pytest.approx(adjusted_rand_score(a, b), abs=1e-12)
+    same = rng.integers(0, 3, 50)
+    assert fast_ari(same, same + 7) == pytest.approx(1.0)

@@ -118,6 +118,7 @@ def build(profile: str = "ci") -> Path:
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     stage_sources(root, stage)
+    (stage / "PROFILE").write_text(profile + "\n")  # read by tests/book to find this build's ledger
     execute(profile, root, stage)
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     subprocess.run([str(jupyter_book), "build", str(stage), "--path-output", str(root), "-W", "-n", "--keep-going"],

@@ -7,21 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from helpers.checks import as_matrix, require_columns, require_rows
 from helpers.data import DIMENSIONS, FOUNDATIONS
 
 N_CATEGORIES = len(DIMENSIONS)  # category 2k = virtue pole of foundation k, 2k + 1 = its vice pole
 TYPICAL_TYPES = ("virtue_typical", "vice_typical")  # sample_type whose rows build the virtue / vice centres
 OFFDIAG_KEYS = ("mean", "std", "min", "max")
-
-
-def _check_x(x: np.ndarray, name: str = "x") -> np.ndarray:
-    """`x` as a finite float64 `[n, d]` array with n ≥ 1 and d ≥ 1, else ValueError naming `name`."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"{name} must be a 2-D array [n ≥ 1, d ≥ 1], got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
 
 
 def _check_matrix(matrix: np.ndarray) -> np.ndarray:
@@ -36,19 +27,16 @@ def _check_matrix(matrix: np.ndarray) -> np.ndarray:
 
 def centre(x: np.ndarray) -> np.ndarray:
     """Subtract the mean over rows (the per-layer anisotropy correction of spec §2.2)."""
-    x = _check_x(x)
+    x = as_matrix(x)
     return x - x.mean(axis=0, keepdims=True)
 
 
 def category_centres(x_centred: np.ndarray, sample: pd.DataFrame, mask: np.ndarray | None = None) -> np.ndarray:
     """`[10, d]` prototypes: mean of the centred `*_typical` rows of each (foundation, pole), rows limited by `mask`."""
-    x_centred = _check_x(x_centred, "x_centred")
+    x_centred = as_matrix(x_centred, "x_centred")
     n = len(x_centred)
-    if len(sample) != n:
-        raise ValueError(f"sample has {len(sample)} rows but x_centred has {n}")
-    for column in ("sampled_dimension", "sample_type"):
-        if column not in sample.columns:
-            raise ValueError(f"sample lacks the column {column!r}")
+    require_rows(sample, n, "x_centred")
+    require_columns(sample, ("sampled_dimension", "sample_type"))
     if mask is None:
         keep = np.ones(n, dtype=bool)
     else:
@@ -71,7 +59,7 @@ def category_centres(x_centred: np.ndarray, sample: pd.DataFrame, mask: np.ndarr
 
 def cosine_matrix(centres: np.ndarray) -> np.ndarray:
     """`[10, 10]` cosine similarities between the category centres (diagonal exactly 1, entries clipped to ±1)."""
-    centres = _check_x(centres, "centres")
+    centres = as_matrix(centres, "centres")
     if len(centres) != N_CATEGORIES:
         raise ValueError(f"centres must have {N_CATEGORIES} rows (one per category), got {len(centres)}")
     norms = np.linalg.norm(centres, axis=1)

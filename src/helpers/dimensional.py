@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import torch
@@ -10,21 +12,12 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from torch import nn
 
+from helpers.checks import as_matrix, require_columns, require_rows
 from helpers.data import DIMENSIONS
 
 N_DIMS = len(DIMENSIONS)  # 10 outputs, order helpers.data.DIMENSIONS
 MIN_ROWS = 12  # smallest n whose 70/10/20 split leaves ≥ 2 val rows (and ≥ 2 test rows)
 Split = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-def _check_x(x: np.ndarray, name: str = "x") -> np.ndarray:
-    """`x` as a finite float64 `[n, d]` array with n ≥ MIN_ROWS and d ≥ 1, else ValueError naming `name`."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < MIN_ROWS or x.shape[1] < 1:
-        raise ValueError(f"{name} must be a 2-D array [n ≥ {MIN_ROWS}, d ≥ 1], got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
 
 
 def _check_y(y: np.ndarray, n: int, name: str = "y") -> np.ndarray:
@@ -93,7 +86,7 @@ def train_linear_probe(x: np.ndarray, y: np.ndarray, split: Split, seed: int = 0
                        weight_decay: float = 1e-4, batch_size: int = 512, max_epochs: int = 100,
                        patience: int = 10) -> dict:
     """nn.Linear(d, 10) on raw x with MSE/AdamW/ReduceLROnPlateau and early stopping; best epoch restored; test R²."""
-    x = _check_x(x)
+    x = as_matrix(x, min_rows=MIN_ROWS)
     y = _check_y(y, len(x))
     train, val, test = _check_split(split, len(x))
     if batch_size < 1 or max_epochs < 1 or patience < 1:
@@ -137,7 +130,7 @@ def train_linear_probe(x: np.ndarray, y: np.ndarray, split: Split, seed: int = 0
 def ridge_probe(x: np.ndarray, y: np.ndarray, split: Split,
                 alphas: tuple[float, ...] = (0.1, 1, 10, 100, 1000)) -> dict:
     """Control probe: features standardised on the train rows, sklearn Ridge with alpha picked by val R², test R²."""
-    x = _check_x(x)
+    x = as_matrix(x, min_rows=MIN_ROWS)
     y = _check_y(y, len(x))
     train, val, test = _check_split(split, len(x))
     if len(alphas) == 0 or min(alphas) <= 0:
@@ -153,19 +146,36 @@ def ridge_probe(x: np.ndarray, y: np.ndarray, split: Split,
     return {"r2": float(r2_score(y[test], best_model.predict(z[test]))), "alpha": best_alpha}
 
 
-def dimensional_layer(x: np.ndarray, sample: pd.DataFrame, seed: int = 0) -> dict:
-    """One layer's §3.4 diagnosis: linear-probe R², adjusted R² (n = test rows, p = d), ridge R², per-dim R²."""
-    x = _check_x(x)
-    if "moral_vector" not in sample.columns:
-        raise ValueError("sample lacks the column 'moral_vector'")
-    if len(sample) != len(x):
-        raise ValueError(f"sample has {len(sample)} rows but x has {len(x)}")
+def dimensional_layer(x: np.ndarray, sample: pd.DataFrame, seed: int = 0, probe: bool = True) -> dict:
+    """One layer's §3.4 diagnosis: linear-probe R², adjusted R² (n = test rows, p = d), ridge R², per-dim R².
+
+    `probe=False` fits only the (fast, closed-form) ridge control; the probe's entries are then None.
+    """
+    x = as_matrix(x, min_rows=MIN_ROWS)
+    require_columns(sample, ("moral_vector",))
+    require_rows(sample, len(x))
     try:
         y = np.stack([np.asarray(v, dtype=np.float64) for v in sample["moral_vector"]])
     except ValueError as err:
         raise ValueError(f"sample column 'moral_vector' must hold length-{N_DIMS} vectors: {err}") from err
     y = _check_y(y, len(x), "sample column 'moral_vector'")
     split = probe_split(len(x))
-    probe = train_linear_probe(x, y, split, seed=seed)
-    return {"r2": probe["r2"], "adj_r2": probe["adj_r2"], "r2_ridge": ridge_probe(x, y, split)["r2"],
-            "r2_per_dim": probe["r2_per_dim"], "best_epoch": probe["best_epoch"]}
+    ridge = ridge_probe(x, y, split)["r2"]
+    if not probe:
+        return {"r2": None, "adj_r2": None, "r2_ridge": ridge, "r2_per_dim": None, "best_epoch": None}
+    trained = train_linear_probe(x, y, split, seed=seed)
+    return {"r2": trained["r2"], "adj_r2": trained["adj_r2"], "r2_ridge": ridge,
+            "r2_per_dim": trained["r2_per_dim"], "best_epoch": trained["best_epoch"]}
+
+
+def _peak(values: Sequence[float | None]) -> float | None:
+    """Largest finite value, None if there is none."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return max(finite) if finite else None
+
+
+def summarise(per_layer: Sequence[dict]) -> dict:
+    """Ledger metrics of a layer sweep: R², adjusted R² (None where undefined) and ridge R² per layer, and peaks."""
+    out = {key: [result[key] for result in per_layer] for key in ("r2", "adj_r2", "r2_ridge")}
+    out.update(peak_r2=_peak(out["r2"]), peak_adj_r2=_peak(out["adj_r2"]), peak_r2_ridge=_peak(out["r2_ridge"]))
+    return out

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from helpers.categorical import category_centres
+from helpers.checks import as_matrix, require_columns, require_rows
 from helpers.data import DIMENSIONS, FOUNDATIONS
 
 POLES = ("virtue", "vice")  # category index = 2 * foundation index + pole index
@@ -19,21 +22,9 @@ CORRELATION_KEYS = ("spearman", "pearson", "pearson_lo", "pearson_hi", "n")
 _Z95 = 1.96
 
 
-def _check_x(x: np.ndarray, name: str = "x") -> np.ndarray:
-    """`x` as a finite float64 `[n, d]` array with n ≥ 1 and d ≥ 1, else ValueError naming `name`."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"{name} must be a 2-D array [n, d], got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
-
-
 def _check_sample(sample: pd.DataFrame, columns: Sequence[str]) -> None:
     """ValueError naming the first missing column or unknown foundation / sample_type value of `sample`."""
-    for column in columns:
-        if column not in sample.columns:
-            raise ValueError(f"sample lacks the column {column!r}")
+    require_columns(sample, columns)
     if "sampled_dimension" in columns:
         bad = sorted(set(sample["sampled_dimension"].astype(str)) - set(FOUNDATIONS))
         if bad:
@@ -117,23 +108,6 @@ def correlation(labels: np.ndarray, scores: np.ndarray) -> dict:
     return {"spearman": rho, "pearson": r, "pearson_lo": lo, "pearson_hi": hi, "n": n}
 
 
-def pole_centres(x_centred: np.ndarray, sample: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """`[10, d]` category centres: mean of the (already centred) `*_typical` rows of each category within `rows`."""
-    x_centred = _check_x(x_centred, "x_centred")
-    if len(sample) != len(x_centred):
-        raise ValueError(f"sample has {len(sample)} rows but x_centred has {len(x_centred)}")
-    rows = np.asarray(rows)
-    if rows.dtype != bool or rows.shape != (len(x_centred),):
-        raise ValueError(f"rows must be a boolean mask of shape ({len(x_centred)},), got {rows.dtype} {rows.shape}")
-    centres = np.empty((len(DIMENSIONS), x_centred.shape[1]))
-    for i, (category, typical) in enumerate(_typical_masks(sample).items()):
-        chosen = typical & rows
-        if not chosen.any():
-            raise ValueError(f"category {category!r} has no '*_typical' rows to build its centre from")
-        centres[i] = x_centred[chosen].mean(axis=0)
-    return centres
-
-
 def _cosines(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """Cosine of every row of `x` with `centre`; 0 where a row or the centre has zero norm."""
     norms = np.linalg.norm(x, axis=1) * np.linalg.norm(centre)
@@ -151,26 +125,49 @@ def _half_a(sample: pd.DataFrame, seed: int) -> np.ndarray:
     return half
 
 
-def gradient_layer(x: np.ndarray, sample: pd.DataFrame, heldout: bool = False, seed: int = 0) -> dict[str, dict]:
-    """§3.2 for one layer: `correlation` of typicality with cos(x̃, own-pole centre), per category + overall."""
-    x = _check_x(x)
-    if len(sample) != len(x):
-        raise ValueError(f"sample has {len(sample)} rows but x has {len(x)}")
+@dataclasses.dataclass(frozen=True)
+class GradientTask:
+    """The parts of §3.2 that depend on the sample only (rows, labels, held-out split), prepared once."""
+
+    sample: pd.DataFrame
+    build: np.ndarray | None  # rows that may build the centres (None: all of them)
+    chosen: dict[str, np.ndarray]  # category -> rows it scores
+    labels: dict[str, np.ndarray]  # category -> human typicality of those rows
+
+
+def prepare(sample: pd.DataFrame, heldout: bool = False, seed: int = 0) -> GradientTask:
+    """Validate the sample and precompute its category sets, labels and (if `heldout`) the seeded half-A split."""
     _check_sample(sample, ("sampled_dimension", "sample_type", "moral_vector"))
+    build = _half_a(sample, seed) if heldout else None
+    evaluate = ~build if heldout else np.ones(len(sample), dtype=bool)
+    chosen = {category: members & evaluate for category, members in category_sets(sample).items()}
+    labels = {category: human_labels(sample, category)[rows] for category, rows in chosen.items()}
+    return GradientTask(sample, build, chosen, labels)
+
+
+def score(x: np.ndarray, task: GradientTask) -> dict[str, dict]:
+    """§3.2 for one layer and a prepared sample: per category and overall, `correlation` of typicality and cosine."""
+    x = as_matrix(x)
+    require_rows(task.sample, len(x))
     x_centred = x - x.mean(axis=0, keepdims=True)
-    build = _half_a(sample, seed) if heldout else np.ones(len(x), dtype=bool)  # rows that may build centres
-    centres = pole_centres(x_centred, sample, build)
-    evaluate = ~build if heldout else np.ones(len(x), dtype=bool)
+    centres = category_centres(x_centred, task.sample, mask=task.build)
     result, pooled_labels, pooled_scores = {}, [], []
-    for i, (category, members) in enumerate(category_sets(sample).items()):
-        chosen = members & evaluate
-        labels = human_labels(sample, category)[chosen]
-        scores = _cosines(x_centred[chosen], centres[i])
+    for i, category in enumerate(DIMENSIONS):
+        labels = task.labels[category]
+        scores = _cosines(x_centred[task.chosen[category]], centres[i])
         result[category] = correlation(labels, scores)
         pooled_labels.append(labels)
         pooled_scores.append(scores)
     result[OVERALL] = correlation(np.concatenate(pooled_labels), np.concatenate(pooled_scores))
     return result
+
+
+def gradient_layer(x: np.ndarray, sample: pd.DataFrame, heldout: bool = False, seed: int = 0) -> dict[str, dict]:
+    """§3.2 for one layer: `correlation` of typicality with cos(x̃, own-pole centre), per category + overall.
+
+    With `heldout`, centres come from a seeded half of the typical rows and only the other rows are scored.
+    """
+    return score(x, prepare(sample, heldout, seed))
 
 
 def peak_over_layers(per_layer: Sequence[dict[str, dict]], key: str = "spearman") -> dict[str, float]:
@@ -198,3 +195,19 @@ def virtue_vice_asymmetry(peaks: dict[str, float]) -> float:
     vice = np.mean([float(peaks[c]) for c in VICES])
     virtue = np.mean([float(peaks[c]) for c in VIRTUES])
     return float(vice - virtue)
+
+
+def summarise(per_layer: Sequence[dict[str, dict]], heldout: Sequence[dict[str, dict]] | None = None) -> dict:
+    """Ledger metrics of a layer sweep (and of its held-out-prototype twin): ρ per layer, peaks, asymmetry."""
+    peaks = peak_over_layers(per_layer)
+    out = {"spearman": {str(layer): {c: v["spearman"] for c, v in result.items()}
+                        for layer, result in enumerate(per_layer)},
+           "spearman_overall": [result[OVERALL]["spearman"] for result in per_layer],
+           "peak_spearman": {c: v for c, v in peaks.items() if c != OVERALL},
+           "peak_spearman_overall": peaks[OVERALL], "asymmetry": virtue_vice_asymmetry(peaks)}
+    if heldout is not None:
+        held = peak_over_layers(heldout)
+        out.update(spearman_heldout_overall=[result[OVERALL]["spearman"] for result in heldout],
+                   peak_spearman_heldout={c: v for c, v in held.items() if c != OVERALL},
+                   peak_spearman_heldout_overall=held[OVERALL], asymmetry_heldout=virtue_vice_asymmetry(held))
+    return out

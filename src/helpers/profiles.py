@@ -34,6 +34,7 @@ class Profile:
     cache_dtype: str
     layers: str | list[int]
     n_permutations: int
+    n_permutations_probe: int
     hdbscan_min_cluster_size: int
     hdbscan_min_samples: int
     external_max_words: int | None

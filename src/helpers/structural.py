@@ -8,7 +8,9 @@ from sklearn.cluster import HDBSCAN
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, homogeneity_completeness_v_measure, normalized_mutual_info_score
 
+from helpers.checks import as_matrix, require_columns, require_rows
 from helpers.data import FOUNDATIONS
+from helpers.robustness import null_band
 
 POLARITIES = ("virtue", "vice", "neutral")  # polarity3 label index = position here
 LABELINGS = ("polarity3", "mft5", "mft15")  # mft15 label = 3 * foundation index + polarity index
@@ -16,21 +18,9 @@ SCORES = ("ari", "nmi", "homogeneity", "completeness", "v_measure")
 _POLARITY_OF = {"virtue": 0, "virtue_typical": 0, "vice": 1, "vice_typical": 1, "neutral": 2}
 
 
-def _check_x(x: np.ndarray, name: str = "x") -> np.ndarray:
-    """`x` as a finite float64 `[n, d]` array with n ≥ 2 and d ≥ 1, else ValueError naming `name`."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
-        raise ValueError(f"{name} must be a 2-D array [n ≥ 2, d ≥ 1], got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
-
-
 def labelings(sample: pd.DataFrame) -> dict[str, np.ndarray]:
     """Integer labels per row for 'mft5' (foundation), 'polarity3' (virtue/vice/neutral) and 'mft15' (both)."""
-    for column in ("sampled_dimension", "sample_type"):
-        if column not in sample.columns:
-            raise ValueError(f"sample lacks the column {column!r}")
+    require_columns(sample, ("sampled_dimension", "sample_type"))
     foundation = sample["sampled_dimension"].map({f: k for k, f in enumerate(FOUNDATIONS)})
     if foundation.isna().any():
         bad = sorted(set(sample["sampled_dimension"][foundation.isna()].astype(str)))
@@ -46,7 +36,7 @@ def labelings(sample: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def reduce_pca(x: np.ndarray, variance: float = 0.95) -> tuple[np.ndarray, int]:
     """Centre `x` and project it on the fewest principal components explaining `variance` of the variance."""
-    x = _check_x(x)
+    x = as_matrix(x, min_rows=2)
     if not 0.0 < variance < 1.0:
         raise ValueError(f"variance must lie in (0, 1), got {variance}")
     centred = x - x.mean(axis=0, keepdims=True)
@@ -59,7 +49,7 @@ def reduce_pca(x: np.ndarray, variance: float = 0.95) -> tuple[np.ndarray, int]:
 
 def cluster(z: np.ndarray, min_cluster_size: int, min_samples: int) -> np.ndarray:
     """HDBSCAN (scikit-learn, Euclidean) cluster label per row of `z`, -1 for noise."""
-    z = _check_x(z, "z")
+    z = as_matrix(z, "z", min_rows=2)
     if min_cluster_size < 2:
         raise ValueError(f"min_cluster_size must be ≥ 2, got {min_cluster_size}")
     if not 1 <= min_samples <= len(z):
@@ -93,22 +83,70 @@ def score_clusters(labels_pred: np.ndarray, truth: dict[str, np.ndarray]) -> dic
     return result
 
 
-def structural_layer(x: np.ndarray, sample: pd.DataFrame, min_cluster_size: int, min_samples: int) -> dict:
-    """One layer's §3.3 diagnosis as a flat dict: `<score>_<labeling>`, noise_ratio, n_clusters, n_components."""
-    x = _check_x(x)
-    if len(sample) != len(x):
-        raise ValueError(f"sample has {len(sample)} rows but x has {len(x)}")
+def cluster_labels(x: np.ndarray, min_cluster_size: int, min_samples: int) -> np.ndarray:
+    """HDBSCAN labels (-1 = noise) of a layer's activations after centring and 95 % PCA."""
+    z, _ = reduce_pca(x)
+    return cluster(z, min_cluster_size, min_samples)
+
+
+def fast_ari(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Adjusted Rand index from a bincount contingency table (equals sklearn's; ~100× faster for null draws)."""
+    t = np.unique(truth, return_inverse=True)[1]
+    p = np.unique(pred, return_inverse=True)[1]
+    table = np.bincount(t * (p.max() + 1) + p, minlength=(t.max() + 1) * (p.max() + 1)).reshape(t.max() + 1, -1)
+    pairs = lambda counts: float((counts * (counts - 1)).sum() / 2)  # noqa: E731
+    both, rows, cols, total = pairs(table), pairs(table.sum(1)), pairs(table.sum(0)), len(t) * (len(t) - 1) / 2
+    expected = rows * cols / total
+    top = (rows + cols) / 2
+    return 1.0 if top == expected else (both - expected) / (top - expected)
+
+
+def ari_null(labels_pred: np.ndarray, truth: dict[str, np.ndarray], n_perm: int, seed: int = 0) -> dict[str, dict]:
+    """Per labeling, the null band of the ARI when the human labels are shuffled against fixed clusters."""
+    kept = labels_pred != -1
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, labels in truth.items():
+        if kept.sum() < 2 or len(np.unique(labels_pred[kept])) < 2:
+            draws = np.full(n_perm, np.nan)
+        else:
+            draws = np.array([fast_ari(rng.permutation(labels)[kept], labels_pred[kept]) for _ in range(n_perm)])
+        out[f"ari_{name}"] = null_band(draws)
+    return out
+
+
+def structural_layer(x: np.ndarray, sample: pd.DataFrame, min_cluster_size: int, min_samples: int,
+                     n_perm: int = 0, seed: int = 0) -> dict:
+    """One layer's §3.3 diagnosis as a flat dict: `<score>_<labeling>`, noise_ratio, n_clusters, n_components.
+
+    With `n_perm > 0` it adds `null`: the ARI null band of each labeling (labels shuffled, clusters fixed).
+    """
+    x = as_matrix(x, min_rows=2)
+    require_rows(sample, len(x))
     truth = labelings(sample)
     z, n_components = reduce_pca(x)
-    scores = score_clusters(cluster(z, min_cluster_size, min_samples), truth)
+    predicted = cluster(z, min_cluster_size, min_samples)
+    scores = score_clusters(predicted, truth)
     flat = {f"{score}_{name}": scores[name][score] for name in LABELINGS for score in SCORES}
     flat.update(noise_ratio=scores["noise_ratio"], n_clusters=scores["n_clusters"], n_components=n_components)
+    if n_perm > 0:
+        flat["null"] = ari_null(predicted, truth, n_perm, seed)
     return flat
+
+
+def summarise(per_layer: list[dict]) -> dict:
+    """Ledger metrics of a layer sweep: ARIs, noise ratio and cluster count per layer, and the peak ARIs."""
+    keys = ("ari_polarity3", "ari_mft5", "ari_mft15", "noise_ratio", "n_clusters")
+    out = {key: [result[key] for result in per_layer] for key in keys}
+    for key in ("ari_polarity3", "ari_mft5"):
+        values = np.array(out[key], dtype=float)
+        out[f"peak_{key}"] = float(np.nanmax(values)) if np.isfinite(values).any() else float("nan")
+    return out
 
 
 def embedding_2d(x: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     """2-D map of the 95 %-PCA space: UMAP (15 neighbours, min_dist 0.1) if installed, else the first two PCs."""
-    x = _check_x(x)
+    x = as_matrix(x, min_rows=2)
     try:
         import umap  # noqa: PLC0415  (optional dependency, imported only when a map is asked for)
     except ImportError:

@@ -1,7 +1,8 @@
-"""After `make book`: every chapter page exists with its figures, no error output, and a Colab link that resolves."""
+"""After `make book`: every chapter page shows its figures, no error output, and a Colab link that resolves."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -17,27 +18,34 @@ def html(root):
     return folder
 
 
+@pytest.fixture(scope="module")
+def profile(root) -> str:
+    return (root / "_build" / "stage" / "PROFILE").read_text().strip()
+
+
+def _entry(root, profile: str, chapter: str) -> dict:
+    path = root / "results" / profile / f"{chapter.split('/')[-1]}.json"
+    assert path.is_file(), f"{chapter} wrote no ledger entry for profile {profile}"
+    return json.loads(path.read_text())
+
+
 @pytest.mark.parametrize("chapter", chapters())
-def test_chapter_page_has_figures_and_a_colab_link(root, html, chapter):
+def test_chapter_page_shows_every_figure_and_a_colab_link(root, html, profile, chapter):
     page = (html / f"{chapter}.html").read_text()
-    assert len(re.findall(r"<img [^>]*src=\"[^\"]*_images/", page)) >= 2, "the chapter renders its figures"
-    for src in re.findall(r"<img [^>]*src=\"([^\"]*_images/[^\"]+)\"", page):
+    images = re.findall(r"<img [^>]*src=\"([^\"]*_images/[^\"]+)\"", page)
+    figures = _entry(root, profile, chapter)["meta"]["figures"]
+    assert figures and len(images) >= len(figures), "every saved figure is also shown on the page"
+    for src in images:
         assert (html / f"{chapter}.html").parent.joinpath(src).resolve().is_file(), src
     assert "Traceback (most recent call last)" not in page, "a cell raised"
     links = re.findall(r"https://colab\.research\.google\.com/github/([^\"]+)", page)
-    assert links, "a Colab launch button"
-    assert links[0].endswith(f"blob/main/{chapter}.ipynb")
+    assert links and links[0].endswith(f"blob/main/{chapter}.ipynb"), "a Colab launch button to this chapter"
     assert (root / f"{chapter}.ipynb").is_file()
 
 
 @pytest.mark.parametrize("chapter", chapters())
-def test_chapter_wrote_its_ledger_and_figures(root, chapter):
-    import json
-
-    slug = chapter.split("/")[-1]
-    entries = list((root / "results").glob(f"*/{slug}.json"))
-    assert entries, f"no ledger entry for {slug}"
-    entry = json.loads(entries[0].read_text())
-    assert entry["metrics"]
+def test_chapter_wrote_its_ledger_and_figure_files(root, profile, chapter):
+    entry = _entry(root, profile, chapter)
+    assert entry["profile"] == profile and entry["metrics"]
     for figure in entry["meta"]["figures"]:
-        assert (root / figure).is_file()
+        assert (root / figure).is_file(), figure

