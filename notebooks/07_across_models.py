@@ -139,9 +139,31 @@ display_table = pd.concat([summary.apply(lambda c: c.map(lambda v: f"{v:.3f}" if
                            paper_row]).fillna("—")
 display_table.T
 
+# %% [markdown]
+# ## Which conclusions survive every input variant?
+#
+# Each diagnosis was also run on the sink-free mean, the last token and standardised dimensions (chapter 03
+# explains why). One headline number per diagnosis and variant; a conclusion that flips between columns belongs
+# to the pooling, not to the model.
+
+# %%
+headline = {
+    "03 virtue–vice cosine at optimal layer": ("03_categorical", lambda v: float(np.mean(list(v["virtue_vice_cosine_at_optimal"].values())))),
+    "04 peak overall Spearman (paper recipe)": ("04_gradient", lambda v: v["peak_spearman_overall"]),
+    "05 peak ARI Polarity3": ("05_structural", lambda v: v["peak_ari_polarity3"]),
+    "06 peak ridge R²": ("06_dimensional", lambda v: v["peak_r2_ridge"]),
+}
+survival = pd.DataFrame([
+    {"model": m, "diagnosis": title,
+     **{variant: get(metrics) for variant, metrics in
+        {"paper": entries[chapter]["metrics"][m], **entries[chapter]["metrics"][m]["variants"]}.items()}}
+    for m in models for title, (chapter, get) in headline.items()]).set_index(["model", "diagnosis"])
+survival.round(3)
+
 # %%
 for m in models:
     ledger.record(m, {k.strip(): v for k, v in peaks(m).items() if k != "group"})
+ledger.record("variants", {f"{m} | {d}": row.to_dict() for (m, d), row in survival.iterrows()})
 ledger.models = models
 ledger.data = {name: entry["data"] for name, entry in entries.items()}
 ledger.record_paper("scaling_alignment_architecture", "none removes the indifference", "spec §3.5 [P][S]")
