@@ -43,26 +43,26 @@ def _split(category: str) -> tuple[str, str]:
     return FOUNDATIONS[index // 2], POLES[index % 2]
 
 
-def _typical_masks(sample: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per category, the boolean mask of its `<pole>_typical` rows in its own foundation."""
+def _category_masks(sample: pd.DataFrame, include_neutral: bool) -> dict[str, np.ndarray]:
+    """Per category, the mask of its foundation's rows of its pole: typical rows only, or all + neutral rows."""
     _check_sample(sample, ("sampled_dimension", "sample_type"))
     dimension, kind = sample["sampled_dimension"].to_numpy(), sample["sample_type"].to_numpy()
     masks = {}
     for category in DIMENSIONS:
         foundation, pole = _split(category)
-        masks[category] = (dimension == foundation) & (kind == f"{pole}_typical")
+        kinds = (pole, f"{pole}_typical", "neutral") if include_neutral else (f"{pole}_typical",)
+        masks[category] = (dimension == foundation) & np.isin(kind, kinds)
     return masks
+
+
+def _typical_masks(sample: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per category, the boolean mask of its `<pole>_typical` rows in its own foundation."""
+    return _category_masks(sample, include_neutral=False)
 
 
 def category_sets(sample: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per category, the row mask of its evaluation set: its foundation's rows of its pole (incl. typical) + neutral."""
-    _check_sample(sample, ("sampled_dimension", "sample_type"))
-    dimension, kind = sample["sampled_dimension"].to_numpy(), sample["sample_type"].to_numpy()
-    sets = {}
-    for category in DIMENSIONS:
-        foundation, pole = _split(category)
-        sets[category] = (dimension == foundation) & np.isin(kind, (pole, f"{pole}_typical", "neutral"))
-    return sets
+    return _category_masks(sample, include_neutral=True)
 
 
 def human_labels(sample: pd.DataFrame, category: str) -> np.ndarray:
