@@ -110,14 +110,12 @@ for ax, name in zip(axes[0], P.models):
                 cbar_kws={"label": "log₁₀ ‖x‖"})
     ax.set(xlabel="token", ylabel="layer", title=name)
     ax.tick_params(axis="x", rotation=60)
-fig.suptitle(f"Residual-stream norm per position: {example!r}")
-plotting.save_figure(fig, ledger, "position_norms")
-plt.show()
-for name in P.models:
-    tokens, norms = activations.position_norms(loaded[name], example)
     ratio = norms[:, 0] / np.median(norms[:, 1:], axis=1)
     print(f"{name}: ‖x₀‖ / median ‖x_t‖ ranges {ratio.min():.1f}–{ratio.max():.1f}; "
           f"layers where it exceeds 10: {np.flatnonzero(ratio > 10).tolist()}")
+fig.suptitle(f"Residual-stream norm per position: {example!r}")
+plotting.save_figure(fig, ledger, "position_norms")
+plt.show()
 
 # %% [markdown]
 # In a trained model the **first token** can carry a residual norm one to two orders of magnitude larger than
