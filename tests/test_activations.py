@@ -33,9 +33,9 @@ def test_pool_right_padding_and_single_token():
 
 def test_padded_batch_equals_each_text_alone(smollm2):
     """Left padding with the attention mask: batched pooled vectors equal the unpadded single-text ones."""
-    batched = act._forward_pooled(smollm2, TEXTS, max_length=128)
+    batched = act._forward_pooled(smollm2, TEXTS, max_length=128, layers=range(smollm2.n_layers))
     for i, text in enumerate(TEXTS):
-        alone = act._forward_pooled(smollm2, [text], max_length=128)
+        alone = act._forward_pooled(smollm2, [text], max_length=128, layers=range(smollm2.n_layers))
         for key, value in alone.items():
             scale = value[0].norm()
             assert float((batched[key][i] - value[0]).norm() / scale) < 1e-5, key
@@ -45,7 +45,7 @@ def test_layers_match_hugging_face_hidden_states(smollm2):
     enc = smollm2.tokenizer(TEXTS[:2], return_tensors="pt", padding=True, padding_side="left")
     with torch.no_grad():
         hidden = smollm2.bridge.original_model(**enc, output_hidden_states=True).hidden_states
-    pooled = act._forward_pooled(smollm2, TEXTS[:2], max_length=128)
+    pooled = act._forward_pooled(smollm2, TEXTS[:2], max_length=128, layers=range(smollm2.n_layers))
     for layer in (0, 12, 28):  # hidden_states[l + 1] is block l's output (the last entry is after the final norm)
         expected = act.pool(hidden[layer + 1], enc["attention_mask"])["last"]
         torch.testing.assert_close(pooled[f"last.{layer}"], expected, rtol=1e-4, atol=1e-3)
@@ -69,11 +69,11 @@ def test_cache_resumes_after_an_interruption(tiny_model, tmp_path, monkeypatch):
     calls = {"n": 0}
     real = act._forward_pooled
 
-    def flaky(model, batch, max_length):
+    def flaky(model, batch, max_length, layers):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt  # killed while the second chunk runs
-        return real(model, batch, max_length)
+        return real(model, batch, max_length, layers)
 
     monkeypatch.setattr(act, "_forward_pooled", flaky)
     with pytest.raises(KeyboardInterrupt):
@@ -92,7 +92,7 @@ def test_cache_resumes_after_an_interruption(tiny_model, tmp_path, monkeypatch):
 
 def test_rows_follow_text_order_despite_length_sorting(tiny_model, tmp_path, monkeypatch):
     store = _extract(tiny_model, tmp_path, monkeypatch)
-    single = act._forward_pooled(tiny_model, [TEXTS[3]], max_length=128)
+    single = act._forward_pooled(tiny_model, [TEXTS[3]], max_length=128, layers=[1])
     np.testing.assert_allclose(store.load(1, "last")[3], single["last.1"][0].numpy(), rtol=1e-5, atol=1e-5)
 
 
@@ -126,3 +126,33 @@ def test_mean_pairwise_cosine_matches_brute_force():
     assert act.mean_pairwise_cosine(np.ones((5, 3))) == pytest.approx(1.0)
     assert act.mean_pairwise_cosine(act.center(x)) == pytest.approx(
         (np.sum((act.center(x) / np.linalg.norm(act.center(x), axis=1, keepdims=True)).sum(0) ** 2) - 40) / (40 * 39))
+
+
+def test_layer_subset_matches_the_full_extraction(tiny_model, tmp_path, monkeypatch):
+    full = _extract(tiny_model, tmp_path, monkeypatch)
+    subset = _extract(tiny_model, tmp_path, monkeypatch, layers=[1])
+    assert subset.directory != full.directory and subset.manifest["layers"] == [1]
+    np.testing.assert_array_equal(subset.load(1, "mean"), full.load(1, "mean"))
+    with pytest.raises(ValueError, match="layer 0 out of range"):
+        subset.load(0)
+    with pytest.raises(ValueError, match="non-empty subset"):
+        _extract(tiny_model, tmp_path, monkeypatch, layers=[2])
+
+
+def test_token_activations_hold_every_real_token_with_its_position(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    tokens = act.token_activations(tiny_model, "tiny", TEXTS, layers=[0, 1], batch_size=2, progress=False)
+    lengths = [len(ids) for ids in tiny_model.tokenizer(TEXTS)["input_ids"]]
+    assert len(tokens.owner) == sum(lengths)
+    for i, n in enumerate(lengths):
+        assert tokens.position[tokens.owner == i].tolist() == list(range(n)), "positions count from the first real token"
+    x, owner = tokens.tokens(1)
+    assert len(x) == sum(lengths) - len(TEXTS) and set(owner) == set(range(len(TEXTS))), "first token of each text left out"
+    pooled = act._forward_pooled(tiny_model, TEXTS, max_length=128, layers=[1])
+    np.testing.assert_allclose(tokens.pooled_mean(1), pooled["mean.1"].numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(tokens.pooled_mean(1, skip_first=True), pooled["mean_nosink.1"].numpy(), rtol=1e-5,
+                               atol=1e-5)
+    again = act.token_activations(tiny_model, "tiny", TEXTS, layers=[0, 1], batch_size=5, progress=False)
+    np.testing.assert_array_equal(again.acts[0], tokens.acts[0])  # read from the cache
+    with pytest.raises(ValueError, match="was not extracted"):
+        tokens.tokens(2)

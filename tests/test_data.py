@@ -240,3 +240,22 @@ def test_external_subsample_keeps_every_category_and_is_seeded():
     assert words["action"].tolist() == data.external_sample("moralstrength", 250, seed=1)["action"].tolist()
     with pytest.raises(ValueError, match="unknown lexicon"):
         data.external_sample("liwc")
+
+
+def test_sae_splits_cut_80_10_10_by_row_then_explode():
+    cleaned = pd.DataFrame({"id": [f"r{i}" for i in range(50)], "action": [f"a{i}" for i in range(50)],
+                            "rot-moral-foundations": ["care-harm|fairness-cheating" if i % 5 == 0 else "care-harm"
+                                                      for i in range(50)]})
+    rows = data.sae_splits(cleaned, seed=42)
+    per_id = rows.groupby("id")["split"].nunique()
+    assert (per_id == 1).all(), "both copies of a multi-foundation row stay in one split"
+    assert rows.drop_duplicates("id")["split"].value_counts().to_dict() == {"train": 40, "val": 5, "test": 5}
+    assert len(rows) == 50 + 10, "exploded: one row per (row, foundation)"
+    again = data.sae_splits(cleaned, seed=42)
+    assert again["split"].tolist() == rows["split"].tolist()
+    assert data.sae_splits(cleaned, seed=7)["split"].tolist() != rows["split"].tolist()
+    expected = np.array(["train"] * 40 + ["val"] * 5 + ["test"] * 5, dtype=object)[
+        np.argsort(np.random.RandomState(42).permutation(50))]  # the paper's np.random.seed(42) shuffle
+    assert rows.drop_duplicates("id")["split"].tolist() == expected.tolist()
+    with pytest.raises(ValueError, match="val split is empty: 5 cleaned rows"):
+        data.sae_splits(cleaned.head(5), seed=42)

@@ -44,3 +44,12 @@ def test_wrong_type_is_rejected(tmp_path):
 def test_unknown_profile_name_lists_known_ones():
     with pytest.raises(ValueError, match="known profiles: ci, colab, paper"):
         load_profile("laptop")
+
+
+def test_sae_keys_are_checked(tmp_path):
+    with pytest.raises(ValueError, match=r"'sae_model' must be one of the profile's models"):
+        load_profile(_write(tmp_path, sae_model="gemma3-270m-x"))
+    with pytest.raises(ValueError, match=r"'sae_input' must be one of"):
+        load_profile(_write(tmp_path, sae_input="sentences"))
+    with pytest.raises(ValueError, match=r"'sae_layers'"):
+        load_profile(_write(tmp_path, sae_layers="some"))

@@ -66,9 +66,10 @@ def cache_key(model_name: str, texts: Sequence[str], max_length: int) -> str:
     return digest.hexdigest()[:20]
 
 
-def store_dir(model_name: str, texts: Sequence[str], max_length: int) -> Path:
-    """The cache folder of one (model, texts, template, truncation) combination."""
-    return cache_dir("activations", model_name) / cache_key(model_name, texts, max_length)
+def store_dir(model_name: str, texts: Sequence[str], max_length: int, layers: Sequence[int] | None = None) -> Path:
+    """The cache folder of one (model, texts, template, truncation[, layer subset]) combination."""
+    tag = model_name if layers is None else f"{model_name}|layers={sorted(set(layers))}"
+    return cache_dir("activations", model_name) / cache_key(tag, texts, max_length)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,30 +128,37 @@ def _chunk_valid(path: Path, n_layers: int) -> bool:
 
 
 @torch.no_grad()
-def _forward_pooled(model: LoadedModel, batch: list[str], max_length: int) -> dict[str, torch.Tensor]:
-    """Run one batch (left padded, with its attention mask) and pool every block's residual output."""
+def _forward_hooked(model: LoadedModel, batch: list[str], max_length: int, layers: Sequence[int],
+                    reduce) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Run one batch (left padded, with its mask); `reduce(resid, mask)` → named tensors kept per layer."""
     enc = model.tokenizer(batch, return_tensors="pt", padding=True, padding_side="left", truncation=True,
                           max_length=max_length)
     mask = enc["attention_mask"]
-    pooled: dict[str, torch.Tensor] = {}
+    kept: dict[str, torch.Tensor] = {}
 
     def make_hook(layer: int):
         def hook(resid: torch.Tensor, hook) -> None:  # noqa: ARG001 - TransformerLens hook signature
-            for name, value in pool(resid.float(), mask.to(resid.device)).items():
-                pooled[f"{name}.{layer}"] = value.cpu()
+            for name, value in reduce(resid.float(), mask.to(resid.device)).items():
+                kept[f"{name}.{layer}"] = value.cpu()
         return hook
 
-    hooks = [(f"blocks.{layer}.hook_resid_post", make_hook(layer)) for layer in range(model.n_layers)]
+    hooks = [(f"blocks.{layer}.hook_resid_post", make_hook(layer)) for layer in layers]
     # The bridge wraps the HF modules in place, so its hooks fire when the decoder body runs alone; skipping the
     # unembedding saves most of the time for large vocabularies (Gemma-3: 262k tokens).
     with model.bridge.hooks(fwd_hooks=hooks):
         model.bridge.original_model.base_model(input_ids=enc["input_ids"], attention_mask=mask)
-    return pooled
+    return kept, mask
+
+
+def _forward_pooled(model: LoadedModel, batch: list[str], max_length: int,
+                    layers: Sequence[int]) -> dict[str, torch.Tensor]:
+    """The given blocks' residual outputs for one batch, pooled three ways (`POOLINGS`)."""
+    return _forward_hooked(model, batch, max_length, layers, pool)[0]
 
 
 def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_length: int = 128,
             batch_size: int = 64, cache_dtype: str = "float32", chunk_size: int = 512,
-            progress: bool = True) -> ActivationStore:
+            progress: bool = True, layers: Sequence[int] | None = None) -> ActivationStore:
     """Extract every layer's pooled residuals for `texts`, resuming from finished chunks; return the store.
 
     Texts are sorted by token length so batches carry little padding; chunks of `chunk_size` texts are written
@@ -160,7 +168,10 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
         raise ValueError("the list of texts is empty: nothing to extract")
     if cache_dtype not in _DTYPES:
         raise ValueError(f"unknown cache_dtype {cache_dtype!r}; use one of {sorted(_DTYPES)}")
-    directory = store_dir(model_name, texts, max_length)
+    directory = store_dir(model_name, texts, max_length, layers)
+    layers = range(model.n_layers) if layers is None else sorted(set(layers))
+    if not layers or layers[0] < 0 or layers[-1] >= model.n_layers:
+        raise ValueError(f"layers must be a non-empty subset of 0..{model.n_layers - 1}, got {list(layers)}")
     try:
         return open_store(directory)
     except CacheError:
@@ -174,14 +185,14 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
     for c in range(n_chunks):
         path = chunks_dir / f"chunk_{c:05d}.safetensors"
         rows = order[c * chunk_size:(c + 1) * chunk_size]
-        if path.is_file() and _chunk_valid(path, model.n_layers):
+        if path.is_file() and _chunk_valid(path, len(layers)):
             bar.update(len(rows))
             continue
         start = time.perf_counter()
         parts: dict[str, list[torch.Tensor]] = {}
         for b in range(0, len(rows), batch_size):
             batch = [texts[i] for i in rows[b:b + batch_size]]
-            for key, value in _forward_pooled(model, batch, max_length).items():
+            for key, value in _forward_pooled(model, batch, max_length, layers).items():
                 parts.setdefault(key, []).append(value)
             bar.update(len(batch))
         tensors = {k: torch.cat(v).to(_DTYPES[cache_dtype]).contiguous() for k, v in parts.items()}
@@ -189,11 +200,11 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
         with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata={"seconds": f"{time.perf_counter() - start:.6f}"})
     bar.close()
-    return _merge_chunks(directory, model, model_name, texts, max_length, cache_dtype, n_chunks)
+    return _merge_chunks(directory, model, model_name, texts, max_length, cache_dtype, n_chunks, layers)
 
 
 def _merge_chunks(directory: Path, model: LoadedModel, model_name: str, texts: Sequence[str], max_length: int,
-                  cache_dtype: str, n_chunks: int) -> ActivationStore:
+                  cache_dtype: str, n_chunks: int, layers: Sequence[int]) -> ActivationStore:
     """Merge finished chunks into one file per layer (original text order), write the manifest, drop chunks."""
     chunk_paths = [directory / "chunks" / f"chunk_{c:05d}.safetensors" for c in range(n_chunks)]
     seconds = 0.0
@@ -204,7 +215,7 @@ def _merge_chunks(directory: Path, model: LoadedModel, model_name: str, texts: S
             rows.append(handle.get_tensor("rows"))
     rows_all = torch.cat(rows)
     sizes = {}
-    for layer in range(model.n_layers):
+    for layer in layers:
         merged = {}
         for pooling in POOLINGS:
             parts = []
@@ -221,7 +232,7 @@ def _merge_chunks(directory: Path, model: LoadedModel, model_name: str, texts: S
         sizes[str(layer)] = target.stat().st_size
     manifest = {
         "format_version": FORMAT_VERSION, "model": model_name, "n_texts": len(texts), "d_model": model.d_model,
-        "layers": list(range(model.n_layers)), "poolings": list(POOLINGS), "max_length": max_length,
+        "layers": list(layers), "poolings": list(POOLINGS), "max_length": max_length,
         "cache_dtype": cache_dtype, "sizes": sizes, "extract_seconds": round(seconds, 3),
         "first_text": texts[0],
     }
@@ -230,18 +241,85 @@ def _merge_chunks(directory: Path, model: LoadedModel, model_name: str, texts: S
     return open_store(directory)
 
 
+@dataclasses.dataclass(frozen=True)
+class TokenActivations:
+    """Per-token residuals of some layers: `acts[layer]` `[n_tokens, d]`, each token's text and position in it."""
+
+    acts: dict[int, np.ndarray]
+    owner: np.ndarray
+    position: np.ndarray
+    n_texts: int
+
+    def tokens(self, layer: int, skip_first: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """One layer's token vectors and their text index, leaving out each text's first token if `skip_first`."""
+        if layer not in self.acts:
+            raise ValueError(f"layer {layer} was not extracted; these token activations hold layers {sorted(self.acts)}")
+        keep = self.position > 0 if skip_first else np.ones(len(self.position), bool)
+        return self.acts[layer][keep], self.owner[keep]
+
+    def pooled_mean(self, layer: int, skip_first: bool = False) -> np.ndarray:
+        """`[n_texts, d]` mean of each text's tokens (with the first token: the paper's mean pooling)."""
+        x, owner = self.tokens(layer, skip_first)
+        sums = np.zeros((self.n_texts, x.shape[1]))
+        np.add.at(sums, owner, x)
+        counts = np.bincount(owner, minlength=self.n_texts)
+        if (counts == 0).any():
+            raise ValueError(f"{int((counts == 0).sum())} text(s) have no token left to pool (one-token texts)")
+        return (sums / counts[:, None]).astype(np.float32)
+
+
+def _real_tokens(resid: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The residuals of real (unpadded) tokens, text by text, positions ascending: `[n_real, d]`."""
+    return {"tokens": resid[mask.bool()]}
+
+
+def token_activations(model: LoadedModel, model_name: str, texts: Sequence[str], layers: Sequence[int],
+                      max_length: int = 128, batch_size: int = 64, progress: bool = True) -> TokenActivations:
+    """Every real token's residual after the given blocks for `texts`, cached in one atomically written file.
+
+    Meant for corpora of thousands of short texts (SAE training at token level); pooled extraction (`extract`)
+    is the path for large corpora.
+    """
+    if not texts:
+        raise ValueError("the list of texts is empty: nothing to extract")
+    layers = sorted(set(layers))
+    if not layers or layers[0] < 0 or layers[-1] >= model.n_layers:
+        raise ValueError(f"layers must be a non-empty subset of 0..{model.n_layers - 1}, got {layers}")
+    path = cache_dir("tokens", model_name) / f"{cache_key(model_name + '|' + str(layers), texts, max_length)}.safetensors"
+    if not path.is_file():
+        parts: dict[str, list[torch.Tensor]] = {}
+        for b in tqdm(range(0, len(texts), batch_size), desc=f"tokens {model_name}", file=sys.stderr,
+                      disable=not progress):
+            kept, mask = _forward_hooked(model, list(texts[b:b + batch_size]), max_length, layers, _real_tokens)
+            rows, cols = torch.nonzero(mask, as_tuple=True)
+            kept["owner"] = rows + b
+            kept["position"] = cols - (mask.shape[1] - mask.sum(1))[rows]  # left padding: first real token is 0
+            for key, value in kept.items():
+                parts.setdefault(key, []).append(value)
+        tensors = {key: torch.cat(value).contiguous() for key, value in parts.items()}
+        with atomic_path(path) as tmp:
+            save_file(tensors, tmp)
+    with safe_open(path, framework="pt") as handle:
+        owner = handle.get_tensor("owner").numpy().copy()
+        position = handle.get_tensor("position").numpy().copy()
+        acts = {layer: handle.get_tensor(f"tokens.{layer}").numpy().copy() for layer in layers}
+    if owner.max() != len(texts) - 1:
+        raise CacheError(f"{path}: holds {owner.max() + 1} texts, expected {len(texts)}; delete it to re-extract")
+    return TokenActivations(acts, owner, position, len(texts))
+
+
 def ensure_activations(model_name: str, texts: Sequence[str], profile, model: LoadedModel | None = None,
-                       progress: bool = True) -> ActivationStore:
-    """The finished cache for `texts` under a profile, extracting (and loading the model) only if needed."""
+                       progress: bool = True, layers: Sequence[int] | None = None) -> ActivationStore:
+    """The finished cache for `texts` (all layers, or `layers`) under a profile, extracting only if needed."""
     try:
-        return open_store(store_dir(model_name, texts, profile.max_length))
+        return open_store(store_dir(model_name, texts, profile.max_length, layers))
     except CacheError:
         if model is None:
             from helpers.models import load_model
 
             model = load_model(model_name, dtype=profile.dtype, device=profile.device)
         return extract(model, model_name, texts, max_length=profile.max_length, batch_size=profile.batch_size,
-                       cache_dtype=profile.cache_dtype, progress=progress)
+                       cache_dtype=profile.cache_dtype, progress=progress, layers=layers)
 
 
 def profile_stores(profile, texts: Sequence[str], progress: bool = True) -> dict[str, ActivationStore]:

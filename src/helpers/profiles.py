@@ -38,6 +38,18 @@ class Profile:
     hdbscan_min_cluster_size: int
     hdbscan_min_samples: int
     external_max_words: int | None
+    sae_model: str
+    sae_layers: str | list[int]
+    sae_input: str
+    sae_architecture: str
+    sae_expansion: int
+    sae_target_l0: int
+    sae_l1_init: float
+    sae_lr: float
+    sae_batch_size: int
+    sae_epochs: int
+    sae_warmup_epochs: int
+    sae_splice_texts: int
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
@@ -90,6 +102,12 @@ def load_profile(name_or_path: str | os.PathLike[str] = "ci") -> Profile:
         _check_type(path, key, value)
     if raw["quota_scale"] <= 0:
         raise ValueError(f"{path}: key 'quota_scale' must be > 0, got {raw['quota_scale']}")
+    if raw["sae_model"] not in raw["models"]:
+        raise ValueError(f"{path}: key 'sae_model' must be one of the profile's models {raw['models']}, "
+                         f"got {raw['sae_model']!r}")
+    for key, allowed in (("sae_input", ("tokens", "pooled")), ("sae_architecture", ("relu_l1", "topk"))):
+        if raw[key] not in allowed:
+            raise ValueError(f"{path}: key '{key}' must be one of {allowed}, got {raw[key]!r}")
     profile = Profile(**raw)
     if profile.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"

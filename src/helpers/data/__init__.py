@@ -16,6 +16,7 @@ from helpers.data.socialchem import (
     polarity,
     profile_moral_data,
     read_socialchem_tsv,
+    sae_splits,
     sample_quotas,
     socialchem_path,
     stratified_sample,
@@ -26,6 +27,6 @@ from helpers.data.socialchem import (
 
 __all__ = [
     "COLUMNS", "DIMENSIONS", "LEXICONS", "external_sample", "FOUNDATIONS", "TYPICALITY_LEVELS", "DataFormatError", "MoralData", "build_moral_data", "clean",
-    "explode_by_foundation", "index_actions", "mfd2_sample", "moral_vectors", "moralstrength_sample", "polarity", "profile_moral_data", "read_socialchem_tsv", "sample_quotas",
+    "explode_by_foundation", "index_actions", "mfd2_sample", "moral_vectors", "moralstrength_sample", "polarity", "profile_moral_data", "read_socialchem_tsv", "sae_splits", "sample_quotas",
     "socialchem_path", "stratified_sample", "stratum_of", "typicality", "with_vectors",
 ]

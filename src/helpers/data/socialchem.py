@@ -196,6 +196,26 @@ def explode_by_foundation(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.explode("sampled_dimension", ignore_index=True)
 
 
+SAE_SPLITS = ("train", "val", "test")
+
+
+def sae_splits(cleaned: pd.DataFrame, seed: int = 42, fractions: tuple[float, float] = (0.8, 0.1)) -> pd.DataFrame:
+    """Spec §1.5: shuffle the row ids with `seed`, cut 80 / 10 / 10 by id, explode; a `split` column names each part."""
+    if not (0 < fractions[0] and 0 < fractions[1] and fractions[0] + fractions[1] < 1):
+        raise ValueError(f"fractions must be two positive shares summing below 1 (train, val), got {fractions}")
+    ids = cleaned["id"].to_numpy()
+    order = np.random.RandomState(seed).permutation(len(ids))
+    n_train, n_val = int(fractions[0] * len(ids)), int(fractions[1] * len(ids))
+    split = np.empty(len(ids), dtype=object)
+    split[order[:n_train]] = "train"
+    split[order[n_train:n_train + n_val]] = "val"
+    split[order[n_train + n_val:]] = "test"
+    for name in SAE_SPLITS:
+        if not (split == name).any():
+            raise ValueError(f"the {name} split is empty: {len(ids)} cleaned rows are too few to cut {fractions}")
+    return explode_by_foundation(cleaned.assign(split=split))
+
+
 def stratum_of(exploded: pd.DataFrame) -> pd.Series:
     """The stratum name of each exploded row: `<foundation>/<pole>/<typicality>` or `<foundation>/neutral/0`."""
     typ = np.maximum(exploded["m_virtue"], exploded["m_vice"])
