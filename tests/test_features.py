@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import pointbiserialr, spearmanr
 
+from helpers import features
 from helpers.data import DIMENSIONS, FOUNDATIONS
 from helpers.features import (
     best_layer_score,
@@ -233,3 +234,22 @@ def test_best_layer_score_by_hand():
     assert best_layer_score(0.0, 0.0, 1.0, 0, 65_536) == 0.0
     with pytest.raises(ValueError, match="n_latents"):
         best_layer_score(0.1, 0.1, 0.1, 1, 0)
+
+
+def test_identify_finds_planted_moral_latents_and_the_null_does_not():
+    rng = np.random.default_rng(0)
+    n = 4000  # with a few hundred rows, chance |r| > 0.1 would make many noise latents "monosemantic" too
+    h = np.zeros((n, 10))
+    h[np.arange(n), rng.integers(0, 10, n)] = rng.choice([0.25, 0.5, 0.75, 1.0], n)
+    noise = np.abs(rng.normal(size=(n, 90)))
+    graded = h * 3.0 + 0.05 * np.abs(rng.normal(size=(n, 10)))  # latent j tracks dimension j and its typicality
+    z = np.hstack([graded, noise])
+    m_virtue, m_vice = h[:, 0::2].max(1), h[:, 1::2].max(1)
+    result = features.identify(z, h, m_virtue, m_vice)
+    assert result["monosemantic_ratio"] == pytest.approx(0.1), "exactly the 10 planted latents"
+    assert result["mean_prototypicality_spearman"] > 0.8
+    assert result["mean_pair_cosine"] < 0.1, "opposite poles load on different latents"
+    assert result["r"].shape == (100, 10) and len(result["classes"]) == 100
+    null = features.identify_null(z, h, m_virtue, m_vice, n_permutations=20, seed=1)
+    assert null["monosemantic_ratio"]["hi"] < 0.05
+    assert abs(null["mean_prototypicality_spearman"]["median"]) < 0.2

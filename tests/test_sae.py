@@ -169,7 +169,7 @@ def test_splice_kl_is_zero_for_the_identity_and_positive_for_a_bad_reconstructio
     texts = ["Lying is morally", "Keeping a promise to your little brother is morally"]
     assert sae.splice_kl(tiny_model, texts, 1, lambda x: x) == pytest.approx(0.0, abs=1e-6)
     assert sae.splice_kl(tiny_model, texts, 1, torch.zeros_like) > 1e-3
-    passthrough = sae.splice_replacement(hand_sae(d=tiny_model.d_model), max_token_norm=0.0)  # covers no token
+    passthrough = sae.on_covered_tokens(torch.zeros_like, max_token_norm=0.0)  # covers no token
     assert sae.splice_kl(tiny_model, texts, 1, passthrough) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="out of range"):
         sae.splice_kl(tiny_model, texts, 5, lambda x: x)

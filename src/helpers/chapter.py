@@ -28,11 +28,14 @@ class Chapter:
         return self.moral.sample
 
 
-def start(chapter: str, profile: str, seed: int = 0) -> Chapter:
-    """Load the profile, open the chapter's ledger, set the figure theme, build the sample, open the caches."""
+def start(chapter: str, profile: str, seed: int = 0, stores: bool = True) -> Chapter:
+    """Load the profile, open the chapter's ledger, set the figure theme, build the sample, open the caches.
+
+    Chapters that do not read the diagnosis sample's activations (the SAE chapters) pass `stores=False`.
+    """
     loaded = load_profile(profile)
     plotting.set_theme()
     moral = profile_moral_data(loaded)
-    stores = activations.profile_stores(loaded, activations.prompts(moral.actions, loaded.template))
-    print(f"profile {loaded.name}: {len(moral.sample):,} sample rows, models {list(stores)}")
+    stores = activations.profile_stores(loaded, activations.prompts(moral.actions, loaded.template)) if stores else {}
+    print(f"profile {loaded.name}: {len(moral.sample):,} sample rows, models {list(stores) or loaded.models}")
     return Chapter(loaded, Ledger(chapter, loaded.name, seed=seed), moral, stores)

@@ -213,3 +213,45 @@ def best_layer_score(mono_ratio: float, mean_proto_rho: float, mean_pair_cos: fl
     if n_latents < 1:
         raise ValueError(f"n_latents must be ≥ 1, got {n_latents}")
     return 0.3 * mono_ratio + 0.3 * mean_proto_rho + 0.2 * (1.0 - mean_pair_cos) + 0.2 * n_dist / n_latents
+
+
+def identify(z: np.ndarray, h: np.ndarray, m_virtue: np.ndarray, m_vice: np.ndarray) -> dict:
+    """Spec §4.4 on one layer's codes: class ratios, prototypicality ρ, pair cosine, distinguishing latents, score.
+
+    Returns the per-layer summary (ledger keys of chapter 09) plus `r` (the `[n_latents, 10]` correlations) and
+    `classes`.
+    """
+    z, h = as_matrix(z, "z", min_rows=2), as_matrix(h, "h", min_rows=2)
+    r = latent_correlations(z, h)
+    classes = classify(r)
+    ratios = class_ratios(classes)
+    rho = prototypicality_spearman(z, h, r)
+    collapse = polarity_collapse(z, h, r, m_virtue, m_vice)
+    n_dist = distinguishing_latents(z, m_virtue, m_vice)
+    summary = {**ratios, "mean_prototypicality_spearman": rho["mean"], "mean_pair_cosine": collapse["mean_pair_cosine"],
+               "n_distinguishing": n_dist, "coactivated": collapse["coactivated"],
+               "pair_cosine": {f: collapse[f]["cosine"] for f in FOUNDATIONS},
+               "prototypicality_spearman": {d: rho[d] for d in DIMENSIONS}}
+    proto = 0.0 if np.isnan(rho["mean"]) else rho["mean"]
+    summary["best_layer_score"] = best_layer_score(ratios["monosemantic_ratio"], proto,
+                                                   collapse["mean_pair_cosine"], n_dist, z.shape[1])
+    return {**summary, "r": r, "classes": classes}
+
+
+NULL_KEYS = ("monosemantic_ratio", "mean_prototypicality_spearman", "mean_pair_cosine", "n_distinguishing")
+
+
+def identify_null(z: np.ndarray, h: np.ndarray, m_virtue: np.ndarray, m_vice: np.ndarray, n_permutations: int,
+                  seed: int = 0) -> dict[str, dict[str, float]]:
+    """The same statistics with the rows' labels (h, m⁺, m⁻ together) shuffled: 2.5 / 50 / 97.5 % per statistic."""
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be ≥ 1, got {n_permutations}")
+    rng = np.random.default_rng(seed)
+    draws = {key: [] for key in NULL_KEYS}
+    for _ in range(n_permutations):
+        order = rng.permutation(len(h))
+        result = identify(z, np.asarray(h)[order], np.asarray(m_virtue)[order], np.asarray(m_vice)[order])
+        for key in NULL_KEYS:
+            draws[key].append(result[key])
+    return {key: dict(zip(("lo", "median", "hi"), np.nanpercentile(values, [2.5, 50, 97.5]).tolist()))
+            for key, values in draws.items()}

@@ -50,6 +50,7 @@ class Profile:
     sae_epochs: int
     sae_warmup_epochs: int
     sae_splice_texts: int
+    sae_identify_split: str
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
@@ -105,7 +106,8 @@ def load_profile(name_or_path: str | os.PathLike[str] = "ci") -> Profile:
     if raw["sae_model"] not in raw["models"]:
         raise ValueError(f"{path}: key 'sae_model' must be one of the profile's models {raw['models']}, "
                          f"got {raw['sae_model']!r}")
-    for key, allowed in (("sae_input", ("tokens", "pooled")), ("sae_architecture", ("relu_l1", "topk"))):
+    for key, allowed in (("sae_input", ("tokens", "pooled")), ("sae_architecture", ("relu_l1", "topk")),
+                         ("sae_identify_split", ("train", "val"))):
         if raw[key] not in allowed:
             raise ValueError(f"{path}: key '{key}' must be one of {allowed}, got {raw[key]!r}")
     profile = Profile(**raw)

@@ -20,7 +20,9 @@ from sae_lens.config import LoggingConfig, SAETrainerConfig
 
 from helpers import activations
 from helpers.activations import ActivationStore, TokenActivations
+from helpers.chapter import Chapter, start
 from helpers.checks import as_matrix
+from helpers.data import sae_splits
 from helpers.models import LoadedModel, load_model
 from helpers.paths import cache_dir
 
@@ -385,12 +387,51 @@ def ensure_sae(corpus: Corpus, layer: int, settings: SAESettings, progress: Call
     return load_sae(directory)
 
 
-def splice_replacement(sae: SAE, max_token_norm: float | None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """x ↦ SAE(x) for the tokens the SAE covers; secondary sinks (norm above `max_token_norm`) pass unchanged."""
+def on_covered_tokens(transform: Callable[[torch.Tensor], torch.Tensor], max_token_norm: float | None
+                      ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Apply `transform` to the tokens an SAE covers; secondary sinks (norm above `max_token_norm`) pass unchanged."""
     def replace(x: torch.Tensor) -> torch.Tensor:
         covered = torch.ones(len(x), dtype=torch.bool) if max_token_norm is None else x.norm(dim=1) <= max_token_norm
         out = x.clone()
         with torch.no_grad():
-            out[covered] = sae.decode(sae.encode(x[covered]))
+            out[covered] = transform(x[covered])
         return out
     return replace
+
+
+def reconstruct(sae: SAE) -> Callable[[torch.Tensor], torch.Tensor]:
+    """x ↦ the SAE's reconstruction of x."""
+    return lambda x: sae.decode(sae.encode(x))
+
+
+def layer_report(corpus: Corpus, trained: TrainedSAE, layer: int, n_splice_texts: int) -> dict:
+    """One layer's SAE quality (chapter 08's ledger keys), with the splice KL of mean ablation as a yardstick."""
+    val = evaluate(trained.sae, corpus.vectors(layer, "val"))
+    texts = [corpus.texts[i] for i in corpus._texts_of("val")[:n_splice_texts]]
+    max_norm = corpus.max_token_norm(layer)
+    mean = torch.as_tensor(corpus.vectors(layer, "train").mean(0), dtype=torch.float32)
+    return {"fvu_val": val["fvu"], "l0_val": val["l0"], "alive_fraction": val["alive_fraction"],
+            "splice_kl": splice_kl(corpus.model, texts, layer, on_covered_tokens(reconstruct(trained.sae), max_norm),
+                                   corpus.max_length),
+            "mean_ablation_kl": splice_kl(corpus.model, texts, layer,
+                                          on_covered_tokens(lambda x: mean.expand_as(x), max_norm), corpus.max_length),
+            "d_sae": trained.sae.cfg.d_sae, "n_train": trained.n_train, "train_seconds": trained.train_seconds}
+
+
+@dataclasses.dataclass
+class SAEChapter:
+    """A running SAE chapter (08–11): its start-up, the SAE corpus, the training settings and the SAE layers."""
+
+    chapter: Chapter
+    corpus: Corpus
+    settings: SAESettings
+    layers: list[int]
+
+
+def start_chapter(name: str, profile: str, seed: int = 0) -> SAEChapter:
+    """`chapter.start` without the diagnosis caches, plus the profile's §1.5 split corpus, SAE settings and layers."""
+    run = start(name, profile, seed, stores=False)
+    corpus = profile_corpus(run.profile, sae_splits(run.moral.cleaned, seed=run.profile.sample_seed))
+    layers = sae_layers(run.profile, corpus.model.n_layers)
+    print(f"SAEs on {run.profile.sae_model} (d_model = {corpus.model.d_model}), layers {layers}, input: {corpus.input}")
+    return SAEChapter(run, corpus, settings_from_profile(run.profile, seed), layers)

@@ -49,3 +49,21 @@ def test_chapter_wrote_its_ledger_and_figure_files(root, profile, chapter):
     assert entry["profile"] == profile and entry["metrics"]
     for figure in entry["meta"]["figures"]:
         assert (root / figure).is_file(), figure
+
+
+LEDGER_CONTRACT = {  # per-layer keys that later chapters and the report (chapter 14) read
+    "08_sae": ("fvu_val", "l0_val", "alive_fraction", "splice_kl", "d_sae", "n_train", "train_seconds"),
+    "09_moral_features": ("monosemantic_ratio", "polysemantic_ratio", "weak_ratio", "mean_prototypicality_spearman",
+                          "mean_pair_cosine", "n_distinguishing"),
+}
+
+
+@pytest.mark.parametrize("chapter", sorted(LEDGER_CONTRACT))
+def test_sae_chapters_keep_their_ledger_contract(root, profile, chapter):
+    metrics = _entry(root, profile, chapter)["metrics"]
+    assert metrics["per_layer"], "at least one layer"
+    for layer, values in metrics["per_layer"].items():
+        missing = set(LEDGER_CONTRACT[chapter]) - set(values)
+        assert not missing, f"{chapter} layer {layer} lacks {sorted(missing)}"
+    if chapter == "09_moral_features":
+        assert str(metrics["best_layer"]) in metrics["per_layer"]
