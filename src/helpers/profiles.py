@@ -51,6 +51,9 @@ class Profile:
     sae_warmup_epochs: int
     sae_splice_texts: int
     sae_identify_split: str
+    surgery_lr: float
+    surgery_batch_size: int
+    surgery_epochs: int
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Profile)}

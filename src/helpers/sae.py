@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sae_lens import (SAE, SAETrainer, StandardTrainingSAE, StandardTrainingSAEConfig, TopKTrainingSAE,
-                      TopKTrainingSAEConfig)
+                      TopKTrainingSAEConfig, TrainingSAE)
 from sae_lens.config import LoggingConfig, SAETrainerConfig
 
 from helpers import activations
@@ -225,7 +225,10 @@ def save_sae(trained: TrainedSAE, directory: Path, metadata: dict) -> Path:
         setattr(trained.sae.cfg.metadata, key, value)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    trained.sae.save_inference_model(tmp)
+    if isinstance(trained.sae, TrainingSAE):
+        trained.sae.save_inference_model(tmp)
+    else:  # already an inference SAE (e.g. a fine-tuned copy of a loaded one)
+        trained.sae.save_model(tmp)
     trained.history.to_csv(tmp / "history.csv", index=False)
     (tmp / "training.json").write_text(json.dumps({"n_train": trained.n_train,
                                                    "train_seconds": round(trained.train_seconds, 3)}))
@@ -331,13 +334,18 @@ class Corpus:
             return self.token_vectors(layer, split)[0]
         return self.pooled(layer)[self.rows.loc[self.rows["split"] == split, "text_index"].to_numpy()]
 
+    def units(self, layer: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """What the SAE encodes for a split's sentences and the text each vector belongs to (tokens or pooled)."""
+        if self.input == "tokens":
+            return self.token_vectors(layer, split)
+        texts = self._texts_of(split)
+        return self.pooled(layer)[texts], texts
+
     def sentence_codes(self, sae: SAE, layer: int, split: str = "val") -> np.ndarray:
-        """`[n_rows, d_sae]` codes of a split's exploded rows: the SAE's codes of the pooled vector, or (tokens)
-        the mean of its covered tokens' codes."""
+        """`[n_rows, d_sae]` codes of a split's exploded rows: the mean code of each sentence's units (its covered
+        tokens, or its one pooled vector)."""
         text_index = self.rows.loc[self.rows["split"] == split, "text_index"].to_numpy()
-        if self.input == "pooled":
-            return encode(sae, self.pooled(layer)[text_index])
-        x, owner = self.token_vectors(layer, split)
+        x, owner = self.units(layer, split)
         codes = encode(sae, x)
         sums = np.zeros((len(self.texts), codes.shape[1]))
         np.add.at(sums, owner, codes)
@@ -374,10 +382,15 @@ def sae_layers(profile, n_layers: int) -> list[int]:
     return layers
 
 
+def sae_dir(corpus: Corpus, layer: int, settings: SAESettings) -> Path:
+    """The cache folder of one layer's SAE for a corpus and settings."""
+    return cache_dir("saes", corpus.model_name, f"{corpus.key()}-{settings.key()}") / f"layer_{layer:03d}"
+
+
 def ensure_sae(corpus: Corpus, layer: int, settings: SAESettings, progress: Callable[[dict], None] | None = None
                ) -> TrainedSAE:
     """The trained SAE of one layer: loaded from the cache, or trained on the corpus and saved there first."""
-    directory = cache_dir("saes", corpus.model_name, f"{corpus.key()}-{settings.key()}") / f"layer_{layer:03d}"
+    directory = sae_dir(corpus, layer, settings)
     if not (directory / "training.json").is_file():
         trained = train_sae(corpus.vectors(layer, "train"), settings, corpus.vectors(layer, "val"), progress)
         save_sae(trained, directory, {"hook_name": f"blocks.{layer}.hook_resid_post", "model_name": corpus.model_name,

@@ -55,6 +55,9 @@ LEDGER_CONTRACT = {  # per-layer keys that later chapters and the report (chapte
     "08_sae": ("fvu_val", "l0_val", "alive_fraction", "splice_kl", "d_sae", "n_train", "train_seconds"),
     "09_moral_features": ("monosemantic_ratio", "polysemantic_ratio", "weak_ratio", "mean_prototypicality_spearman",
                           "mean_pair_cosine", "n_distinguishing"),
+    "10_surgery": ("frozen_fraction", "n_trainable_latents", "loss_terms_final", "mean_pair_cosine_before",
+                   "mean_pair_cosine_after", "mean_prototypicality_spearman_before",
+                   "mean_prototypicality_spearman_after"),
 }
 
 
