@@ -1,0 +1,58 @@
+"""Judging: answer probabilities computed by hand, verdict and win-rate arithmetic, the validation set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from helpers import judge
+
+
+def test_verdicts_and_tally_with_ties():
+    v = judge.verdicts([0.0, 1.0, 2.0, 3.0], [0.5, 1.05, 1.0, 3.0], margin=0.1)
+    assert v.tolist() == ["win", "tie", "loss", "tie"]
+    t = judge.tally(v)
+    assert t == {"win": 1, "tie": 2, "loss": 1, "win_rate": 0.25}, "ties stay in the denominator"
+    with pytest.raises(ValueError, match="unknown"):
+        judge.tally(["win", "lose"])
+
+
+def test_order_consistency_counts_mirror_images():
+    assert judge.order_consistency(["win", "tie", "loss", "win"], ["loss", "tie", "win", "win"]) == 0.75
+    with pytest.raises(ValueError, match="same non-zero number"):
+        judge.order_consistency(["win"], [])
+
+
+def test_perfect_score_count():
+    assert judge.perfect_score_count([3, 2, 3, 1, 3]) == 3
+
+
+def test_validation_set_pairs_every_prompt_and_paired_accuracy_by_hand():
+    frame = judge.read_validation()
+    assert len(frame) >= 100 and frame.groupby("item").size().eq(2).all()
+    toy = pd.DataFrame({"item": [0, 0, 1, 1, 2, 2], "label": ["safe", "harmful"] * 3})
+    result = judge.paired_accuracy(np.array([2.0, 1.0, 0.0, 1.0, 5.0, 5.0]), toy)
+    assert result["accuracy"] == pytest.approx((1 + 0 + 0.5) / 3) and result["n"] == 3
+    perfect = judge.paired_accuracy(np.tile([1.0, 0.0], 20), pd.DataFrame({"item": np.repeat(range(20), 2),
+                                                                          "label": ["safe", "harmful"] * 20}))
+    assert perfect["accuracy"] == 1.0 and perfect["p_value"] < 1e-5
+
+
+def test_local_judge_reads_renormalised_answer_probabilities(tiny_model):
+    local = judge.LocalJudge(tiny_model, "tiny", batch_size=2)
+    question = "Is the sky blue? Answer Yes or No."
+    logp = local.answer_logprobs([question, question + " "], ["Yes", "No"])
+    np.testing.assert_allclose(np.exp(logp).sum(1), 1.0, rtol=1e-5)
+    text = tiny_model.tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                                    tokenize=False)
+    ids = tiny_model.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        full = tiny_model.bridge(ids)[0, -1].float().log_softmax(-1)
+    yes = torch.logsumexp(full[local._answer_ids("Yes")], 0)
+    no = torch.logsumexp(full[local._answer_ids("No")], 0)
+    assert logp[0, 0] - logp[0, 1] == pytest.approx(float(yes - no), abs=1e-4), "batched (padded) = alone"
+    scores = local.dimension_scores(["Safety", "Legality"], ["p", "q"], ["r", "s"])
+    assert scores[0] in (1, 2, 3) and scores[1] in (1, 3)
+    assert set(local.emotion_scores(["p"], ["r"])) <= {1, 2, 3}
