@@ -56,3 +56,15 @@ def test_local_judge_reads_renormalised_answer_probabilities(tiny_model):
     scores = local.dimension_scores(["Safety", "Legality"], ["p", "q"], ["r", "s"])
     assert scores[0] in (1, 2, 3) and scores[1] in (1, 3)
     assert set(local.emotion_scores(["p"], ["r"])) <= {1, 2, 3}
+
+
+def test_cross_validated_scores_keep_items_together_and_find_a_planted_signal():
+    rng = np.random.default_rng(0)
+    items = np.repeat(np.arange(40), 2)
+    labels = np.array(["safe", "harmful"] * 40)
+    signal = np.where(labels == "safe", 1.0, -1.0)[:, None] * np.r_[1.0, np.zeros(19)]
+    planted = judge.cross_validated_scores(signal + 0.5 * rng.normal(size=(80, 20)), labels, items)
+    frame = pd.DataFrame({"item": items, "label": labels})
+    assert judge.paired_accuracy(planted, frame)["accuracy"] > 0.9
+    noise = judge.cross_validated_scores(rng.normal(size=(80, 20)), labels, items)
+    assert judge.paired_accuracy(noise, frame)["accuracy"] < 0.8

@@ -154,3 +154,35 @@ def paired_accuracy(scores: np.ndarray, validation: pd.DataFrame) -> dict[str, f
     n = len(wide)
     return {"accuracy": float(wins / n), "n": n,
             "p_value": float(binomtest(int(np.floor(wins)), n, 0.5, alternative="greater").pvalue)}
+
+
+def judged_texts(prompts: Sequence[str], responses: Sequence[str]) -> list[str]:
+    """The text an embedding scorer reads for one (prompt, response) pair."""
+    return [f"Request: {p}\nResponse: {r}" for p, r in zip(prompts, responses, strict=True)]
+
+
+def embed(model: LoadedModel, texts: Sequence[str], layer: int, batch_size: int = 16,
+          max_length: int = 256) -> np.ndarray:
+    """`[n, d]` sink-free mean of block `layer`'s residual over each text's tokens (no chat template)."""
+    from helpers.activations import _forward_hooked, pool
+
+    parts = [_forward_hooked(model, list(texts[b:b + batch_size]), max_length, [layer], pool)[0][f"mean_nosink.{layer}"]
+             for b in range(0, len(texts), batch_size)]
+    return torch.cat(parts).numpy()
+
+
+def cross_validated_scores(features: np.ndarray, labels: Sequence[str], groups: Sequence[int], n_splits: int = 5,
+                           seed: int = 0) -> np.ndarray:
+    """Out-of-fold log-odds of "safe" from a standardised logistic regression; folds never split a group (item)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y = (np.asarray(labels) == "safe").astype(int)
+    scores = np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(features, y, groups):
+        classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+        classifier.fit(features[train], y[train])
+        scores[test] = classifier.decision_function(features[test])
+    return scores
