@@ -68,3 +68,10 @@ def test_cross_validated_scores_keep_items_together_and_find_a_planted_signal():
     assert judge.paired_accuracy(planted, frame)["accuracy"] > 0.9
     noise = judge.cross_validated_scores(rng.normal(size=(80, 20)), labels, items)
     assert judge.paired_accuracy(noise, frame)["accuracy"] < 0.8
+
+
+def test_compare_reports_both_orders_from_the_steered_side():
+    result = judge.compare(np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0]), margin=0.5)
+    assert result["order_ab"] == {"win": 1, "tie": 1, "loss": 1, "win_rate": 1 / 3}
+    assert result["order_ba"] == result["order_ab"], "a score-difference judge cannot depend on the order"
+    assert result["win_rate"] == pytest.approx(1 / 3)

@@ -64,3 +64,11 @@ def test_generation_with_a_zero_edit_is_token_identical_to_the_baseline(tiny_mod
     assert steering.generate(tiny_model, texts, greedy) == base, "no hook left behind"
     with pytest.raises(ValueError, match="both layer and edit"):
         steering.generate(tiny_model, texts, greedy, layer=1)
+
+
+def test_mean_difference_by_hand():
+    x = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0]])
+    v = steering.mean_difference(x, [True, True, False], [False, False, True])
+    torch.testing.assert_close(v, torch.tensor([2.0, -2.0]))
+    with pytest.raises(ValueError, match="at least one virtue"):
+        steering.mean_difference(x, [False] * 3, [True] * 3)

@@ -171,18 +171,35 @@ def embed(model: LoadedModel, texts: Sequence[str], layer: int, batch_size: int 
     return torch.cat(parts).numpy()
 
 
-def cross_validated_scores(features: np.ndarray, labels: Sequence[str], groups: Sequence[int], n_splits: int = 5,
-                           seed: int = 0) -> np.ndarray:
-    """Out-of-fold log-odds of "safe" from a standardised logistic regression; folds never split a group (item)."""
+def _classifier():
+    """A standardised, L2-regularised logistic regression (the embedding scorer's model)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+
+
+def fit_scorer(features: np.ndarray, labels: Sequence[str]):
+    """The embedding scorer fitted on every labelled item; its `decision_function` is the log-odds of "safe"."""
+    return _classifier().fit(features, (np.asarray(labels) == "safe").astype(int))
+
+
+def cross_validated_scores(features: np.ndarray, labels: Sequence[str], groups: Sequence[int], n_splits: int = 5,
+                           seed: int = 0) -> np.ndarray:
+    """Out-of-fold log-odds of "safe" from the embedding scorer; folds never split a group (item)."""
+    from sklearn.model_selection import GroupKFold
 
     y = (np.asarray(labels) == "safe").astype(int)
     scores = np.zeros(len(y))
     for train, test in GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(features, y, groups):
-        classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-        classifier.fit(features[train], y[train])
-        scores[test] = classifier.decision_function(features[test])
+        scores[test] = _classifier().fit(features[train], y[train]).decision_function(features[test])
     return scores
+
+
+def compare(baseline: np.ndarray, steered: np.ndarray, margin: float) -> dict:
+    """Both orders of a score-based pairwise comparison (A = baseline first, then steered first) and their mean."""
+    order_ab = tally(verdicts(baseline, steered, margin))
+    order_ba = tally([MIRROR[v] for v in verdicts(steered, baseline, margin)])  # re-expressed from the steered side
+    return {"order_ab": order_ab, "order_ba": order_ba,
+            "win_rate": (order_ab["win_rate"] + order_ba["win_rate"]) / 2}

@@ -54,6 +54,14 @@ class Profile:
     surgery_lr: float
     surgery_batch_size: int
     surgery_epochs: int
+    flames_source: str
+    flames_n_prompts: int | None
+    steer_layers: str | list[int]
+    steer_alpha: float
+    max_new_tokens: int
+    judge_model: str
+    judge_margin: float
+    judge_layer: int
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Profile)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from sae_lens import SAE
 
@@ -96,3 +97,12 @@ def generate(model: LoadedModel, texts: Sequence[str], decoding: Decoding, layer
                 pad_token_id=pad, **sampling)
         responses += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return responses
+
+
+def mean_difference(x: torch.Tensor | np.ndarray, virtue: np.ndarray, vice: np.ndarray) -> torch.Tensor:
+    """The classic steering vector: mean of the virtue rows minus mean of the vice rows."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    virtue, vice = torch.as_tensor(virtue, dtype=torch.bool), torch.as_tensor(vice, dtype=torch.bool)
+    if not virtue.any() or not vice.any():
+        raise ValueError("mean_difference needs at least one virtue row and one vice row")
+    return x[virtue].mean(0) - x[vice].mean(0)
