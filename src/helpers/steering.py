@@ -10,6 +10,7 @@ import torch
 from sae_lens import SAE
 
 from helpers.models import LoadedModel
+from helpers.sae import on_covered_tokens, reconstruct
 
 Edit = Callable[[torch.Tensor], torch.Tensor]  # maps token vectors [n, d] to their edited values
 
@@ -28,12 +29,8 @@ class Decoding:
 
 def sae_edit(sae: SAE, alpha: float, max_token_norm: float | None = None) -> Edit:
     """x ↦ x + α·(SAE(x) − x) on the tokens the SAE covers (secondary sinks above `max_token_norm` unchanged)."""
-    def edit(x: torch.Tensor) -> torch.Tensor:
-        covered = torch.ones(len(x), dtype=torch.bool) if max_token_norm is None else x.norm(dim=1) <= max_token_norm
-        out = x.clone()
-        out[covered] = x[covered] + alpha * (sae.decode(sae.encode(x[covered])) - x[covered])
-        return out
-    return edit
+    rebuild = reconstruct(sae)
+    return on_covered_tokens(lambda x: x + alpha * (rebuild(x) - x), max_token_norm)
 
 
 def vector_edit(vector: torch.Tensor, alpha: float) -> Edit:
