@@ -159,6 +159,18 @@ plotting.save_figure(fig, ledger, "pair_cosine")
 plt.show()
 
 # %% [markdown]
+# The same question latent by latent: of the 100 latents most correlated (in $|r|$) with each pole, how many
+# are shared with the opposite pole, and do the shared ones carry both poles with the same sign (collapse) or
+# with opposite signs (a bipolar latent, which separates them)? Across all latents, the number whose mean
+# activation on clear virtue rows and on clear vice rows both exceed the overall mean by 0.1 (co-activated).
+
+# %%
+overlap = pd.DataFrame([{"layer": layer, "foundation": f, **results[layer]["pair_overlap"][f],
+                         "co-activated (all foundations)": results[layer]["coactivated"]}
+                        for layer in layers for f in data.FOUNDATIONS]).set_index(["layer", "foundation"])
+overlap.rename(columns={"overlap": "shared of top 100", "same_sign": "same sign", "opposite_sign": "opposite sign"})
+
+# %% [markdown]
 # ## The moral latents at the best layer
 #
 # The paper's composite picks a best layer: $0.3\cdot$mono ratio $+ 0.3\cdot\rho + 0.2\,(1 -$ pair cosine$) +
@@ -207,6 +219,8 @@ ledger.record("per_layer", {str(layer): {k: results[layer][k] for k in keys} for
 ledger.record("best_layer", best)
 ledger.record("null", {str(layer): nulls[layer] for layer in layers})
 ledger.record("pair_cosine", {str(layer): results[layer]["pair_cosine"] for layer in layers})
+ledger.record("pair_overlap", {str(layer): results[layer]["pair_overlap"] for layer in layers})
+ledger.record("coactivated", {str(layer): results[layer]["coactivated"] for layer in layers})
 ledger.record_paper("monosemantic_ratio", [0.002, 0.017], "spec §4.4 step 3 [B][I] (per layer, Qwen3-8B)")
 ledger.record_paper("mean_prototypicality_spearman", "< 0.1", "spec §4.4 step 4 [B][I]")
 ledger.models = [P.sae_model]

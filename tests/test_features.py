@@ -250,6 +250,9 @@ def test_identify_finds_planted_moral_latents_and_the_null_does_not():
     assert result["mean_prototypicality_spearman"] > 0.8
     assert result["mean_pair_cosine"] < 0.1, "opposite poles load on different latents"
     assert result["r"].shape == (100, 10) and len(result["classes"]) == 100
+    collapse = features.polarity_collapse(z, h, result["r"], m_virtue, m_vice)
+    assert result["pair_overlap"]["care-harm"] == {k: collapse["care-harm"][k]
+                                                   for k in ("overlap", "same_sign", "opposite_sign")}
     null = features.identify_null(z, h, m_virtue, m_vice, n_permutations=20, seed=1)
     assert null["monosemantic_ratio"]["hi"] < 0.05
     assert abs(null["mean_prototypicality_spearman"]["median"]) < 0.2

@@ -231,6 +231,8 @@ def identify(z: np.ndarray, h: np.ndarray, m_virtue: np.ndarray, m_vice: np.ndar
     summary = {**ratios, "mean_prototypicality_spearman": rho["mean"], "mean_pair_cosine": collapse["mean_pair_cosine"],
                "n_distinguishing": n_dist, "coactivated": collapse["coactivated"],
                "pair_cosine": {f: collapse[f]["cosine"] for f in FOUNDATIONS},
+               "pair_overlap": {f: {k: collapse[f][k] for k in ("overlap", "same_sign", "opposite_sign")}
+                                for f in FOUNDATIONS},
                "prototypicality_spearman": {d: rho[d] for d in DIMENSIONS}}
     proto = 0.0 if np.isnan(rho["mean"]) else rho["mean"]
     summary["best_layer_score"] = best_layer_score(ratios["monosemantic_ratio"], proto,
