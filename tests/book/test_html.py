@@ -70,3 +70,16 @@ def test_sae_chapters_keep_their_ledger_contract(root, profile, chapter):
         assert not missing, f"{chapter} layer {layer} lacks {sorted(missing)}"
     if chapter == "09_moral_features":
         assert str(metrics["best_layer"]) in metrics["per_layer"]
+
+
+def test_steering_chapter_counts_add_up_per_order(root, profile):
+    metrics = _entry(root, profile, "11_steering_flames")["metrics"]
+    n = metrics["n_prompts"]
+    assert metrics["comparisons"] and metrics["judge"]["model"]
+    for name, comparison in metrics["comparisons"].items():
+        for order in ("order_ab", "order_ba"):
+            counts = comparison[order]
+            assert counts["win"] + counts["tie"] + counts["loss"] == n, f"{name} {order}"
+    for backend, validation in metrics["judge_validation"].items():
+        assert {"accuracy", "order_consistency", "n"} <= set(validation), backend
+    assert all(metrics["alpha_zero_identical"].values()), "the α = 0 hook reproduces the baseline"
