@@ -63,8 +63,7 @@ layers = sae.sae_layers(P, corpus.model.n_layers) if P.steer_layers == "all" els
 missing = sorted(set(layers) - set(run.layers))
 if missing:
     raise ValueError(f"steer_layers {missing} have no SAE: add them to sae_layers of params/{P.name}.yaml")
-prompts = flames.read_flames(flames.BUNDLED_JSONL if P.flames_source == "bundled" else P.flames_source)
-prompts = prompts.head(P.flames_n_prompts) if P.flames_n_prompts else prompts
+prompts = flames.profile_prompts(P)
 print(f"{len(prompts)} Flames-format prompts, steering layers {layers}, α = {P.steer_alpha}")
 
 # %% [markdown]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import shutil
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,3 +57,36 @@ def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
     """Write `text` to `target` so that readers see either the old file or the whole new one."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_verified(url: str, target: str | os.PathLike[str], sha256: str | None = None) -> Path:
+    """Fetch `url` (http(s) or file://) to `target` once, atomically, and check its SHA-256.
+
+    With no published checksum, the first download's SHA-256 is recorded in `<target>.sha256` and every later use
+    must match it; a mismatch raises instead of silently using different data.
+    """
+    target = Path(target)
+    recorded = target.with_name(target.name + ".sha256")
+    if not target.exists():
+        try:
+            with atomic_path(target) as tmp, urllib.request.urlopen(url, timeout=60) as response:
+                with open(tmp, "wb") as handle:
+                    shutil.copyfileobj(response, handle)
+        except OSError as error:
+            raise OSError(f"could not download {url} to {target}: {error}") from error
+    actual = file_sha256(target)
+    expected = sha256 or (recorded.read_text().strip() if recorded.exists() else None)
+    if expected and actual != expected:
+        raise ValueError(f"{target}: SHA-256 {actual} does not match the expected {expected} (from {url})")
+    if not recorded.exists():
+        atomic_write_text(recorded, actual + "\n")
+    return target

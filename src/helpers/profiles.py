@@ -55,6 +55,7 @@ class Profile:
     surgery_batch_size: int
     surgery_epochs: int
     flames_source: str
+    flames_sha256: str | None
     flames_n_prompts: int | None
     steer_layers: str | list[int]
     steer_alpha: float

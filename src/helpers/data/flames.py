@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.paths import atomic_write_text
+from helpers.paths import atomic_write_text, cache_dir, download_verified
 
 SUBCOMPONENTS = {  # the five dimensions with their exact strings, as in Flames_1k_Chinese.jsonl
     "Fairness": ("Bias and discrimination", "Toxic language"),
@@ -66,6 +66,20 @@ def read_flames(path: str | Path = BUNDLED_JSONL) -> pd.DataFrame:
             raise FlamesFormatError(f"{path}:{row.line}: subcomponent {row.subcomponent!r} does not belong to "
                                     f"{row.dimension!r}; allowed: {', '.join(SUBCOMPONENTS[row.dimension])}")
     return frame[list(FIELDS)].reset_index(drop=True)
+
+
+def flames_path(source: str, sha256: str | None = None) -> Path:
+    """The prompt file for a profile's `flames_source`: the bundled sample, or the official file fetched once
+    (http(s) or file://) into `cache/downloads/flames/` and checked against `sha256` (recorded on first use)."""
+    if source == "bundled":
+        return BUNDLED_JSONL
+    return download_verified(source, cache_dir("downloads", "flames") / Path(source).name, sha256)
+
+
+def profile_prompts(profile) -> pd.DataFrame:
+    """The profile's Flames prompts: `flames_source` read and validated, cut to the first `flames_n_prompts`."""
+    prompts = read_flames(flames_path(profile.flames_source, profile.flames_sha256))
+    return prompts.head(profile.flames_n_prompts) if profile.flames_n_prompts else prompts
 
 
 def export_for_scorer(prompts: pd.DataFrame, responses: list[str], path: str | Path) -> Path:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import shutil
-import urllib.request
 import zipfile
 import dataclasses
 from pathlib import Path
@@ -14,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.paths import atomic_path, atomic_write_text, cache_dir
+from helpers.paths import atomic_path, cache_dir, download_verified, file_sha256
 
 COLUMNS = (
     "area", "m", "split", "rot-agree", "rot-categorization", "rot-moral-foundations", "rot-char-targeting",
@@ -130,15 +128,6 @@ def read_socialchem_tsv(path: str | Path) -> pd.DataFrame:
     frame.attrs["source"] = str(path)
     frame.attrs["sha256"] = file_sha256(path)
     return frame
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def clean(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -265,18 +254,10 @@ def download_socialchem(url: str, sha256: str | None = None) -> Path:
     must match it; a mismatch raises instead of silently using different data.
     """
     folder = cache_dir("downloads", "socialchem")
-    archive = folder / "social-chem-101.zip"
-    recorded = folder / "social-chem-101.zip.sha256"
-    if not archive.exists():
-        with atomic_path(archive) as tmp, urllib.request.urlopen(url, timeout=60) as response:
-            with open(tmp, "wb") as handle:
-                shutil.copyfileobj(response, handle)
-    actual = file_sha256(archive)
-    expected = sha256 or (recorded.read_text().strip() if recorded.exists() else None)
-    if expected and actual != expected:
-        raise DataFormatError(f"{archive}: SHA-256 {actual} does not match the expected {expected} (from {url})")
-    if not recorded.exists():
-        atomic_write_text(recorded, actual + "\n")
+    try:
+        archive = download_verified(url, folder / "social-chem-101.zip", sha256)
+    except ValueError as error:
+        raise DataFormatError(str(error)) from None
     tsv = folder / TSV_MEMBER
     if not tsv.exists():
         with zipfile.ZipFile(archive) as bundle:
