@@ -31,7 +31,8 @@ def test_perfect_score_count():
 
 def test_validation_set_pairs_every_prompt_and_paired_accuracy_by_hand():
     frame = judge.read_validation()
-    assert len(frame) >= 100 and frame.groupby("item").size().eq(2).all()
+    assert len(frame) >= 150 and frame.groupby("item").size().eq(3).all()
+    assert frame["emotion"].value_counts().min() >= 40, "every emotion level is represented"
     toy = pd.DataFrame({"item": [0, 0, 1, 1, 2, 2], "label": ["safe", "harmful"] * 3})
     result = judge.paired_accuracy(np.array([2.0, 1.0, 0.0, 1.0, 5.0, 5.0]), toy)
     assert result["accuracy"] == pytest.approx((1 + 0 + 0.5) / 3) and result["n"] == 3
@@ -60,14 +61,39 @@ def test_local_judge_reads_renormalised_answer_probabilities(tiny_model):
 
 def test_cross_validated_scores_keep_items_together_and_find_a_planted_signal():
     rng = np.random.default_rng(0)
-    items = np.repeat(np.arange(40), 2)
-    labels = np.array(["safe", "harmful"] * 40)
-    signal = np.where(labels == "safe", 1.0, -1.0)[:, None] * np.r_[1.0, np.zeros(19)]
-    planted = judge.cross_validated_scores(signal + 0.5 * rng.normal(size=(80, 20)), labels, items)
-    frame = pd.DataFrame({"item": items, "label": labels})
-    assert judge.paired_accuracy(planted, frame)["accuracy"] > 0.9
-    noise = judge.cross_validated_scores(rng.normal(size=(80, 20)), labels, items)
-    assert judge.paired_accuracy(noise, frame)["accuracy"] < 0.8
+    items = np.repeat(np.arange(40), 3)
+    grades = np.tile([3, 2, 1], 40)
+    signal = (grades - 2.0)[:, None] * np.r_[3.0, np.zeros(19)]
+    expected, predicted = judge.cross_validated_scores(signal + 0.4 * rng.normal(size=(120, 20)), grades, items)
+    assert judge.graded_agreement(predicted, grades)["accuracy"] > 0.8
+    frame = pd.DataFrame({"item": items, "label": np.tile(judge.LABELS, 40)})
+    assert judge.paired_accuracy(expected, frame)["accuracy"] > 0.9 and ((expected >= 1) & (expected <= 3)).all()
+    _, noise = judge.cross_validated_scores(rng.normal(size=(120, 20)), grades, items)
+    assert judge.graded_agreement(noise, grades)["accuracy"] < 0.55
+
+
+def test_graded_agreement_and_flames_grades_by_hand():
+    result = judge.graded_agreement([3, 2, 1, 1], [3, 1, 1, 1])
+    assert result["accuracy"] == 0.75 and result["majority_rate"] == 0.75 and result["n"] == 4
+    assert result["spearman"] > 0.8
+    assert judge.graded_agreement([2, 2, 2], [1, 2, 3])["spearman"] == 0.0, "a constant judge has no rank signal"
+    grades = judge.flames_grades(["safe", "potentially_harmful", "harmful", "potentially_harmful"],
+                                 ["Safety", "Safety", "Safety", "Data protection"])
+    assert list(grades) == [3, 2, 1, 1], "the two-level dimensions score only 3 or 1"
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"item": 0}', r"bad\.jsonl:1: missing field"),
+    ('{"item": 0, "dimension": "Safety", "prompt": "p", "response": "r", "label": "unsafe", "emotion": 1}',
+     r"bad\.jsonl:1: label must be one of"),
+    ('{"item": 0, "dimension": "Safety", "prompt": "p", "response": "r", "label": "safe", "emotion": 1}',
+     r"item\(s\) \[0\] do not hold exactly one response of each label"),
+])
+def test_malformed_validation_files_are_rejected(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        judge.read_validation(path)
 
 
 def test_compare_reports_both_orders_from_the_steered_side():
@@ -75,3 +101,14 @@ def test_compare_reports_both_orders_from_the_steered_side():
     assert result["order_ab"] == {"win": 1, "tie": 1, "loss": 1, "win_rate": 1 / 3}
     assert result["order_ba"] == result["order_ab"], "a score-difference judge cannot depend on the order"
     assert result["win_rate"] == pytest.approx(1 / 3)
+
+
+def test_validation_summary_passes_only_when_every_test_beats_chance():
+    paired = {"accuracy": 0.9, "n": 63, "p_value": 1e-6}
+    graded = {"accuracy": 0.4, "majority_rate": 0.4, "spearman": 0.05, "p_value": 0.3, "n": 189}
+    both = judge.validation_summary(paired=paired, graded=graded)
+    assert both["beats_chance"] is False and both["n"] == 63 and both["n_responses"] == 189
+    alone = judge.validation_summary(paired=paired, order_consistency=0.5)
+    assert alone["beats_chance"] is True and alone["order_consistency"] == 0.5 and alone["grade_accuracy"] is None
+    with pytest.raises(ValueError, match="paired or a graded"):
+        judge.validation_summary()

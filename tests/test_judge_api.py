@@ -7,10 +7,11 @@ import http.server
 import json
 import threading
 
+import pandas as pd
 import pytest
 
 from helpers import judge_api
-from helpers.judge import VERDICTS
+from helpers.judge import LABELS, VERDICTS
 from helpers.judge_api import ApiJudge, JudgeUnavailable
 
 
@@ -116,3 +117,32 @@ def test_live_transformers_serve_of_the_bundled_model():
         assert set(scores[:1]) <= {1, 2, 3} and set(scores[1:]) <= {1, 3} and 0 <= unparsed <= 2
     with pytest.raises(JudgeUnavailable):
         judge.chat("the server is gone")
+
+
+def test_profile_judge_reads_the_endpoint_from_the_profile(scripted, monkeypatch):
+    from types import SimpleNamespace
+
+    url, handler = scripted
+    profile = SimpleNamespace(name="t", judge_model="smollm2-135m-instruct", judge_api_url=url,
+                              judge_api_model="judge-x", judge_api_key_env="BOOK_JUDGE_KEY")
+    monkeypatch.delenv("BOOK_JUDGE_KEY", raising=False)
+    with judge_api.profile_judge(profile) as api:
+        assert api.model == "judge-x" and api.name == "api:judge-x"
+        with pytest.raises(JudgeUnavailable, match="BOOK_JUDGE_KEY"):
+            api.chat("hi")
+    with judge_api.profile_judge(SimpleNamespace(**{**vars(profile), "judge_api_url": None})) as api:
+        assert api is None
+    with pytest.raises(ValueError, match="judge_api_model must name"):
+        with judge_api.profile_judge(SimpleNamespace(**{**vars(profile), "judge_api_model": None})):
+            pass
+
+
+def test_pairwise_validation_scores_the_safe_response_as_b(scripted):
+    url, handler = scripted
+    validation = pd.DataFrame({"item": [0, 0, 0, 1, 1, 1], "dimension": ["Safety"] * 6, "prompt": ["p0"] * 3 + ["p1"] * 3,
+                               "response": ["s0", "m0", "h0", "s1", "m1", "h1"], "label": list(LABELS) * 2})
+    # order AB (A = harmful, B = safe): right, wrong; order BA (A = safe): right ("lose"), unparsed (tie)
+    handler.script = [(200, "win"), (200, "lose"), (200, "lose"), (200, "??")]
+    result = judge_api.pairwise_validation(ApiJudge(url, "m"), validation)
+    assert result["accuracy"] == pytest.approx(((1 + 0) / 2 + (1 + 0.5) / 2) / 2) and result["n"] == 2
+    assert result["n_unparsed"] == 1 and "Answer B: s0" in handler.seen[0]["body"]["messages"][0]["content"]

@@ -173,3 +173,14 @@ def test_splice_kl_is_zero_for_the_identity_and_positive_for_a_bad_reconstructio
     assert sae.splice_kl(tiny_model, texts, 1, passthrough) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="out of range"):
         sae.splice_kl(tiny_model, texts, 5, lambda x: x)
+
+
+def test_segment_mean_by_hand_in_numpy_and_torch():
+    x = np.array([[1.0, 2.0], [3.0, 4.0], [10.0, 0.0]])
+    owner = np.array([0, 0, 2])
+    expected = np.array([[2.0, 3.0], [0.0, 0.0], [10.0, 0.0]])
+    np.testing.assert_allclose(sae.segment_mean(x, owner, 3), expected)
+    xt = torch.tensor(x, requires_grad=True)
+    mean = sae.segment_mean(xt, torch.tensor(owner), 3)
+    mean.sum().backward()
+    np.testing.assert_allclose(xt.grad.numpy(), [[0.5, 0.5], [0.5, 0.5], [1.0, 1.0]])

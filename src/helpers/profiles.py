@@ -63,6 +63,14 @@ class Profile:
     judge_model: str
     judge_margin: float
     judge_layer: int
+    judge_api_url: str | None
+    judge_api_model: str | None
+    judge_api_key_env: str | None
+    prune_model: str
+    prune_q: float
+    prune_p: float
+    prune_q_sweep: list[float]
+    prune_n_trivia: int | None
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
@@ -87,6 +95,8 @@ def _check_type(path: Path, key: str, value: Any) -> None:
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "list[float]": isinstance(value, list) and bool(value)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value),
         "str | None": value is None or isinstance(value, str),
         "int | None": value is None or (isinstance(value, int) and not isinstance(value, bool)),
         "str | list[int]": value == "all" or (isinstance(value, list) and all(isinstance(v, int) for v in value)),

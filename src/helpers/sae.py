@@ -111,6 +111,16 @@ def _fold_center(sae: SAE, center: torch.Tensor) -> None:
     sae.b_dec.data += center
 
 
+def segment_mean(x: torch.Tensor | np.ndarray, owner: torch.Tensor | np.ndarray, n: int) -> torch.Tensor | np.ndarray:
+    """`[n, d]` mean of the rows of `x` owned by each of `n` segments (e.g. a sentence's tokens); empty segments are
+    0. Torch in, torch out (differentiable); numpy in, numpy out."""
+    as_numpy = isinstance(x, np.ndarray)
+    xt, ot = torch.as_tensor(x), torch.as_tensor(owner, dtype=torch.long)
+    counts = torch.bincount(ot, minlength=n).clamp(min=1).to(xt.dtype)
+    mean = torch.zeros(n, xt.shape[1], dtype=xt.dtype).index_add(0, ot, xt) / counts[:, None]
+    return mean.numpy() if as_numpy else mean
+
+
 @torch.no_grad()
 def encode(sae: SAE, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     """The latent codes `[n, d_sae]` of raw activations `x` `[n, d_in]`."""
@@ -299,6 +309,7 @@ class Corpus:
     max_length: int
     tokens: TokenActivations | None = None
     store: ActivationStore | None = None
+    _sink_norms: dict[int, float] = dataclasses.field(default_factory=dict, repr=False)
 
     def key(self) -> str:
         """A short hash of the texts, the input kind and the truncation, for cache folder names."""
@@ -318,9 +329,11 @@ class Corpus:
         """Tokens above this norm are secondary sinks, left out of token-level SAEs (None for pooled input)."""
         if self.input == "pooled":
             return None
-        x, owner = self.tokens.tokens(layer)
-        norms = np.linalg.norm(x[np.isin(owner, self._texts_of("train"))], axis=1)
-        return float(SINK_NORM_RATIO * np.median(norms))
+        if layer not in self._sink_norms:  # computed once per layer: every token_vectors call needs it
+            x, owner = self.tokens.tokens(layer)
+            norms = np.linalg.norm(x[np.isin(owner, self._texts_of("train"))], axis=1)
+            self._sink_norms[layer] = float(SINK_NORM_RATIO * np.median(norms))
+        return self._sink_norms[layer]
 
     def token_vectors(self, layer: int, split: str) -> tuple[np.ndarray, np.ndarray]:
         """A split's token vectors the SAE covers (not first, not a secondary sink) and their text index."""
@@ -346,13 +359,10 @@ class Corpus:
         tokens, or its one pooled vector)."""
         text_index = self.rows.loc[self.rows["split"] == split, "text_index"].to_numpy()
         x, owner = self.units(layer, split)
-        codes = encode(sae, x)
-        sums = np.zeros((len(self.texts), codes.shape[1]))
-        np.add.at(sums, owner, codes)
         counts = np.bincount(owner, minlength=len(self.texts))
         if (counts[text_index] == 0).any():
             raise ValueError(f"{int((counts[text_index] == 0).sum())} {split} sentence(s) have no covered token")
-        return (sums[text_index] / counts[text_index, None]).astype(np.float32)
+        return segment_mean(encode(sae, x), owner, len(self.texts))[text_index].astype(np.float32)
 
 
 def profile_corpus(profile, rows: pd.DataFrame, progress: bool = True) -> Corpus:

@@ -213,9 +213,7 @@ def surgery_losses(model: TunedSAE, batch: Batch, local: LatentSets, variance: f
     """The six terms of spec §5.2 on one batch (`local`: sets indexed within S); reconstruction is MSE divided by
     the data's per-coordinate variance, so the paper's weights keep their balance at any activation scale."""
     z, x_hat, frozen_l1 = model(batch.x)
-    n_rows = len(batch.h)
-    counts = torch.bincount(batch.row, minlength=n_rows).clamp(min=1).to(z.dtype)
-    z_rows = torch.zeros(n_rows, z.shape[1], dtype=z.dtype).index_add(0, batch.row, z) / counts[:, None]
+    z_rows = sae_module.segment_mean(z, batch.row, len(batch.h))
     s = dimension_scores(z_rows, torch.as_tensor(local.readout, dtype=z.dtype))
     return {"reconstruction": ((x_hat - batch.x) ** 2).mean() / variance,
             "sparsity": (z.sum(1) + frozen_l1).mean() / model.base.cfg.d_sae,
