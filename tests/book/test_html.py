@@ -83,3 +83,14 @@ def test_steering_chapter_counts_add_up_per_order(root, profile):
     for backend, validation in metrics["judge_validation"].items():
         assert {"accuracy", "order_consistency", "n"} <= set(validation), backend
     assert all(metrics["alpha_zero_identical"].values()), "the α = 0 hook reproduces the baseline"
+
+
+def test_pruning_chapter_keeps_its_ledger_contract(root, profile):
+    metrics = _entry(root, profile, "12_harmful_weights")["metrics"]
+    assert metrics["n_pruned"] > 0 and 0 < metrics["pruned_fraction"] < 1
+    assert set(metrics["overlap_jaccard"]) == set(metrics["overlap_chance"]) and len(metrics["overlap_jaccard"]) == 6
+    assert set(metrics["harm_nll_before"]) == set(metrics["harm_nll_after"]) == {"insult", "scam", "risky_advice",
+                                                                                  "privacy"}
+    for key in ("perplexity", "trivia_acc"):
+        assert f"{key}_before" in metrics and f"{key}_after" in metrics
+    assert {"random", "unsigned", "magnitude", "content-matched (refusals)"} <= set(metrics["baselines"])
