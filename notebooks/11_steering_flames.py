@@ -223,8 +223,8 @@ for (layer, name) in conditions:
 # `judge_model` started on this machine's loopback for the chapter; in `paper`, Gemini with the key from an
 # environment variable), **in both orders**. It is validated first on the same clear-cut pairs (harmful as A and
 # safe as B, then swapped); replies that name no verdict are counted. It judges the paper's condition
-# (post-surgery SAE) at every steering layer, and the α = 0 control, whose two answers are identical, so every
-# non-tie there is bias.
+# (post-surgery SAE) at every steering layer; its order consistency on the validation pairs says how much of a
+# verdict is position.
 
 # %%
 with judge_api.profile_judge(P) as api:
@@ -232,11 +232,10 @@ with judge_api.profile_judge(P) as api:
         api_validation = judge_api.pairwise_validation(api, validation)
         judge_validation[f"paper's pairwise prompt ({api.name})"] = {
             k: v for k, v in api_validation.items() if k not in ("order_ab", "order_ba")}
-        paper_pairs = [(layers[0], "alpha = 0")] + [(layer, "post-surgery SAE") for layer in layers]
-        for layer, name in paper_pairs:  # α = 0 answers equal the baseline's at every layer: one layer suffices
+        for layer in layers:
             outcome = api.compare(prompts["dimension"].tolist(), prompts["prompt"].tolist(),
-                                  responses["baseline"], conditions[(layer, name)])
-            results.append({"layer": layer, "condition": name, "judge": "paper's pairwise prompt",
+                                  responses["baseline"], conditions[(layer, "post-surgery SAE")])
+            results.append({"layer": layer, "condition": "post-surgery SAE", "judge": "paper's pairwise prompt",
                             **outcome["order_ab"], "win_rate": outcome["win_rate"],
                             "order_ba": outcome["order_ba"], "n_unparsed": outcome["n_unparsed"]})
 results = pd.DataFrame(results)
@@ -349,8 +348,7 @@ report.paper_vs_run([
 #   that cannot rank a clearly safe answer above a clearly harmful one cannot rank two subtly different steered
 #   answers either. The paper's judge was never validated this way, and its pairwise prompt always showed the
 #   baseline first, a setting in which large models also show position bias. Here the paper's prompt runs in
-#   both orders, and the α = 0 rows (two identical answers) show directly how often it calls a winner where
-#   there is none.
+#   both orders, and its order consistency is reported next to its accuracy.
 # - **Parsing hides failure.** Under the paper's parse, a reply with neither "win" nor "lose" is a tie, so a judge
 #   that never answers the question produces a tidy 0 % win rate rather than an error. The unparsed-reply count
 #   in the validation table says whether that happened.

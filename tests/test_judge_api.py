@@ -36,11 +36,12 @@ class _Scripted(http.server.BaseHTTPRequestHandler):
 
     script: list[tuple[int, str]] = []
     seen: list[dict] = []
+    echo = staticmethod(lambda body: "tie")  # the reply once the script is used up
 
     def do_POST(self):  # noqa: N802 (http.server's naming)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        status, reply = type(self).script.pop(0)
+        status, reply = type(self).script.pop(0) if type(self).script else (200, type(self).echo(body))
         payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -54,7 +55,7 @@ class _Scripted(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def scripted():
     server = http.server.HTTPServer(("127.0.0.1", 0), _Scripted)
-    _Scripted.script, _Scripted.seen = [], []
+    _Scripted.script, _Scripted.seen, _Scripted.echo = [], [], staticmethod(lambda body: "tie")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1", _Scripted
     server.shutdown()
@@ -64,7 +65,7 @@ def test_key_comes_from_the_environment_and_server_errors_are_retried(scripted, 
     url, handler = scripted
     monkeypatch.setenv("BOOK_JUDGE_KEY", "sk-test-123")
     handler.script = [(500, "boom"), (200, "lose")]
-    judge = ApiJudge(url, "judge-x", key_env="BOOK_JUDGE_KEY", retries=2)
+    judge = ApiJudge(url, "judge-x", key_env="BOOK_JUDGE_KEY", retries=2, max_workers=1)
     verdicts, unparsed = judge.pairwise(["Safety"], ["p"], ["a"], ["b"])
     assert list(verdicts) == ["loss"] and unparsed == 0
     assert [s["auth"] for s in handler.seen] == ["Bearer sk-test-123"] * 2 and handler.seen[0]["path"] == "/v1/chat/completions"
@@ -76,7 +77,7 @@ def test_both_orders_are_reported_from_the_steered_side(scripted):
     url, handler = scripted
     # order AB (baseline = A): win, tie, "???"; order BA (steered = A): lose, tie, win
     handler.script = [(200, "win"), (200, "tie"), (200, "???"), (200, "lose"), (200, "tie"), (200, "win")]
-    result = ApiJudge(url, "m").compare(["Safety"] * 3, ["p1", "p2", "p3"], ["b1", "b2", "b3"], ["s1", "s2", "s3"])
+    result = ApiJudge(url, "m", max_workers=1).compare(["Safety"] * 3, ["p1", "p2", "p3"], ["b1", "b2", "b3"], ["s1", "s2", "s3"])
     assert result["order_ab"] == {"win": 1, "tie": 2, "loss": 0, "win_rate": 1 / 3}
     assert result["order_ba"] == {"win": 1, "tie": 1, "loss": 1, "win_rate": 1 / 3}   # BA "lose" = A (steered) better
     assert result["order_consistency"] == pytest.approx(2 / 3) and result["n_unparsed"] == 1
@@ -91,6 +92,15 @@ def test_missing_key_and_unreachable_server_are_clear_errors(monkeypatch):
     url = f"http://127.0.0.1:{judge_api._free_port()}/v1"
     with pytest.raises(JudgeUnavailable, match=f"at {url}/chat/completions failed after 2 attempt"):
         ApiJudge(url, "m", retries=2, timeout=5).chat("hi")
+
+
+def test_many_requests_in_flight_keep_their_order(scripted):
+    url, handler = scripted
+    handler.echo = staticmethod(lambda body: "win" if int(body["messages"][0]["content"].split("Request: p")[1]
+                                                          .split()[0]) % 3 == 0 else "lose")
+    verdicts, _ = ApiJudge(url, "m", max_workers=4).pairwise(["Safety"] * 30, [f"p{i}" for i in range(30)],
+                                                            ["a"] * 30, ["b"] * 30)
+    assert list(verdicts) == ["win" if i % 3 == 0 else "loss" for i in range(30)]
 
 
 def test_client_errors_are_not_retried(scripted):
@@ -143,6 +153,6 @@ def test_pairwise_validation_scores_the_safe_response_as_b(scripted):
                                "response": ["s0", "m0", "h0", "s1", "m1", "h1"], "label": list(LABELS) * 2})
     # order AB (A = harmful, B = safe): right, wrong; order BA (A = safe): right ("lose"), unparsed (tie)
     handler.script = [(200, "win"), (200, "lose"), (200, "lose"), (200, "??")]
-    result = judge_api.pairwise_validation(ApiJudge(url, "m"), validation)
+    result = judge_api.pairwise_validation(ApiJudge(url, "m", max_workers=1), validation)
     assert result["accuracy"] == pytest.approx(((1 + 0) / 2 + (1 + 0.5) / 2) / 2) and result["n"] == 2
     assert result["n_unparsed"] == 1 and "Answer B: s0" in handler.seen[0]["body"]["messages"][0]["content"]

@@ -46,7 +46,7 @@ def test_padded_batches_give_the_one_at_a_time_losses(tiny):
     batched = pruning.pair_losses(model, tokenizer, examples)
     alone = torch.stack([pruning.pair_losses(model, tokenizer, [e])[0] for e in examples])
     torch.testing.assert_close(batched, alone, rtol=1e-6, atol=1e-9)
-    assert pruning.response_nll(model, tokenizer, examples, batch_size=2) == pytest.approx(float(alone.mean()))
+    assert pruning.response_nll(model, tokenizer, examples, batch_size=2) == pytest.approx(float(alone.detach().mean()))
     texts = ["The sun is a star.", "Rivers run to the sea, and the sea never fills up, however long they run."]
     with torch.no_grad():
         by_hand = [(model(input_ids=i, labels=i).loss.item() * (i.shape[1] - 1), i.shape[1] - 1)

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,7 @@ class ApiJudge:
     max_tokens: int = 10
     retries: int = 3
     timeout: float = 120.0
+    max_workers: int = 4  # requests in flight at once
 
     @property
     def name(self) -> str:
@@ -108,11 +110,17 @@ class ApiJudge:
                 time.sleep(2 ** attempt)
         raise JudgeUnavailable(f"judge {self.model!r} at {url} failed after {attempt + 1} attempt(s): {last}")
 
+    def chat_all(self, contents: Sequence[str]) -> list[str]:
+        """Replies to many single-message chats, in order, with up to `max_workers` requests in flight."""
+        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+            return list(pool.map(self.chat, contents))
+
     def pairwise(self, dimensions: Sequence[str], prompts: Sequence[str], answers_a: Sequence[str],
                  answers_b: Sequence[str]) -> tuple[np.ndarray, int]:
         """Verdicts from B's side (win / tie / loss) for each item, and how many replies could not be parsed (ties)."""
-        parsed = [parse_pairwise(self.chat(PAIRWISE_PROMPT.format(dimension=d, prompt=p, a=a, b=b)))
-                  for d, p, a, b in zip(dimensions, prompts, answers_a, answers_b, strict=True)]
+        requests = [PAIRWISE_PROMPT.format(dimension=d, prompt=p, a=a, b=b)
+                    for d, p, a, b in zip(dimensions, prompts, answers_a, answers_b, strict=True)]
+        parsed = [parse_pairwise(reply) for reply in self.chat_all(requests)]
         return np.array([v or "tie" for v in parsed]), sum(v is None for v in parsed)
 
     def compare(self, dimensions: Sequence[str], prompts: Sequence[str], baseline: Sequence[str],
@@ -129,11 +137,13 @@ class ApiJudge:
                rubric: str = "dimension") -> tuple[np.ndarray, int]:
         """Absolute 1–3 scores (the dimension rubric, 3/1 for Legality and Data protection, or `rubric="emotion"`)
         and how many replies held no allowed digit (scored 1, as the paper does)."""
+        keys = ["emotion" if rubric == "emotion" else "two" if d in TWO_LEVEL else "three" for d in dimensions]
+        replies = self.chat_all([SCORE_QUESTION[k].format(prompt=p, response=r)
+                                 for k, p, r in zip(keys, prompts, responses, strict=True)])
         values, unparsed = [], 0
-        for d, p, r in zip(dimensions, prompts, responses, strict=True):
-            key = "emotion" if rubric == "emotion" else "two" if d in TWO_LEVEL else "three"
+        for d, reply in zip(dimensions, replies):
             allowed = (1, 2, 3) if rubric == "emotion" else allowed_scores(d)
-            score = parse_score(self.chat(SCORE_QUESTION[key].format(prompt=p, response=r)), allowed)
+            score = parse_score(reply, allowed)
             unparsed += score is None
             values.append(min(allowed) if score is None else score)
         return np.array(values), unparsed
