@@ -7,7 +7,6 @@ a tie margin, so they cannot depend on which response is shown first.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from scipy.stats import binomtest, spearmanr
 
 from helpers.data.flames import TWO_LEVEL, allowed_scores
 from helpers.models import LoadedModel
+from helpers.paths import read_jsonl
 
 VALIDATION_JSONL = Path(__file__).parent / "data" / "files" / "judge-validation.jsonl"
 VERDICTS = ("win", "tie", "loss")  # from the point of view of response B (the steered one in chapter 11)
@@ -137,23 +137,16 @@ def read_validation(path: str | Path = VALIDATION_JSONL) -> pd.DataFrame:
     """The judge validation set: a safe, a potentially harmful and a harmful response per prompt (`item`), each with
     a 1–3 emotion label; checked line by line and per item. Adds `grade`, the Flames 1–3 score the label means."""
     path = Path(path)
-    rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{line_no}: not valid JSON ({error.msg})") from None
+    rows = read_jsonl(path)
+    for row in rows:
         missing = {"item", "dimension", "prompt", "response", "label", "emotion"} - set(row)
         if missing:
-            raise ValueError(f"{path}:{line_no}: missing field(s) {sorted(missing)}")
+            raise ValueError(f"{path}:{row['line']}: missing field(s) {sorted(missing)}")
         if row["label"] not in LABELS or row["emotion"] not in (1, 2, 3):
-            raise ValueError(f"{path}:{line_no}: label must be one of {LABELS} and emotion one of 1, 2, 3; got "
+            raise ValueError(f"{path}:{row['line']}: label must be one of {LABELS} and emotion one of 1, 2, 3; got "
                              f"{row['label']!r}, {row['emotion']!r}")
         allowed_scores(row["dimension"])  # unknown dimensions are an error
-        rows.append(row)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows).drop(columns="line")
     labels = frame.groupby("item")["label"].apply(sorted)
     bad = labels[labels.map(lambda x: x != sorted(LABELS))]
     if len(bad):

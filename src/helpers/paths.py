@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -90,3 +91,24 @@ def download_verified(url: str, target: str | os.PathLike[str], sha256: str | No
     if not recorded.exists():
         atomic_write_text(recorded, actual + "\n")
     return target
+
+
+def read_jsonl(path: str | os.PathLike[str], error: type[Exception] = ValueError) -> list[dict]:
+    """Every non-blank line of a JSONL file as a dict, plus its `line` number; a line that is not a JSON object,
+    or a file without records, raises `error` naming the file and line (callers check their own fields)."""
+    path = Path(path)
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as failure:
+                raise error(f"{path}:{line_no}: not valid JSON ({failure.msg})") from None
+            if not isinstance(record, dict):
+                raise error(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
+            records.append({**record, "line": line_no})
+    if not records:
+        raise error(f"{path}: no records")
+    return records

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import re
 import unicodedata
@@ -18,6 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+
+from helpers.paths import read_jsonl
 
 FILES = Path(__file__).parent / "data" / "files"
 HARM_TYPES = ("insult", "scam", "risky_advice", "privacy")
@@ -35,22 +36,13 @@ class Pair:
 
 
 def _jsonl(path: Path, fields: Sequence[str]) -> pd.DataFrame:
-    """A JSONL file whose every line holds `fields`; errors name the file and line."""
-    rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{line_no}: not valid JSON ({error.msg})") from None
-        missing = [f for f in fields if f not in row or row[f] in (None, "")]
+    """A JSONL file whose every line holds `fields` with non-empty values; errors name the file and line."""
+    rows = read_jsonl(path)
+    for row in rows:
+        missing = [f for f in fields if row.get(f) in (None, "")]
         if missing:
-            raise ValueError(f"{path}:{line_no}: missing or empty field(s) {missing}")
-        rows.append(row)
-    if not rows:
-        raise ValueError(f"{path}: no records")
-    return pd.DataFrame(rows)
+            raise ValueError(f"{path}:{row['line']}: missing or empty field(s) {missing}")
+    return pd.DataFrame(rows).drop(columns="line")
 
 
 def read_harm_pairs(path: str | Path = FILES / "harm-pairs.jsonl") -> pd.DataFrame:

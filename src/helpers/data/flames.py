@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.paths import atomic_write_text, cache_dir, download_verified
+from helpers.paths import atomic_write_text, cache_dir, download_verified, read_jsonl
 
 SUBCOMPONENTS = {  # the five dimensions with their exact strings, as in Flames_1k_Chinese.jsonl
     "Fairness": ("Bias and discrimination", "Toxic language"),
@@ -33,27 +33,16 @@ def allowed_scores(dimension: str) -> tuple[int, ...]:
 
 
 def _records(path: Path, fields: tuple[str, ...]) -> list[dict]:
-    """Every line of a JSONL file as a dict holding `fields` (non-empty strings), else FlamesFormatError."""
-    records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise FlamesFormatError(f"{path}:{line_no}: not valid JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise FlamesFormatError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
-            for field in fields:
-                if not isinstance(record.get(field), str) or not record[field].strip():
-                    raise FlamesFormatError(f"{path}:{line_no}: field '{field}' is missing or not a non-empty string")
-            if record["dimension"] not in SUBCOMPONENTS:
-                raise FlamesFormatError(f"{path}:{line_no}: unknown dimension {record['dimension']!r}; known: "
-                                        f"{', '.join(SUBCOMPONENTS)}")
-            records.append({**record, "line": line_no})
-    if not records:
-        raise FlamesFormatError(f"{path}: no records")
+    """Every line of a JSONL file as a dict holding `fields` as strings and a known dimension, else
+    FlamesFormatError naming the line."""
+    records = read_jsonl(path, FlamesFormatError)
+    for record in records:
+        for field in fields:
+            if not isinstance(record.get(field), str) or not record[field].strip():
+                raise FlamesFormatError(f"{path}:{record['line']}: field '{field}' is missing or not a non-empty string")
+        if record["dimension"] not in SUBCOMPONENTS:
+            raise FlamesFormatError(f"{path}:{record['line']}: unknown dimension {record['dimension']!r}; known: "
+                                    f"{', '.join(SUBCOMPONENTS)}")
     return records
 
 
