@@ -186,23 +186,38 @@ print("α = 0 reproduces the baseline token for token:", identical)
 #
 # Every response of every condition is scored on its own by each judge; a pairwise verdict is the difference of
 # the two scores with a tie margin (`judge_margin`), so showing the baseline first or second cannot change it.
+#
+#
+# The 1–3 digit readers count only where they passed validation: a reader that failed it is not run on the
+# generations at all (its perfect-score counts would be noise, and each reading costs a pass over every response).
 
 # %%
 grade_scorer = judge.fit_scorer(val_features, validation["grade"])
 emotion_scorer = judge.fit_scorer(val_features, validation["emotion"])
+digit_readers = {("zero-shot digits", "safety"): "zero-shot Flames digit",
+                 ("zero-shot digits", "emotion"): "zero-shot emotion digit",
+                 ("embedding scorer digits", "safety"): "embedding scorer, Flames grade (out of fold)",
+                 ("embedding scorer digits", "emotion"): "embedding scorer, emotion (out of fold)"}
+usable = {reader: judge_validation[name]["beats_chance"] for reader, name in digit_readers.items()}
+print("digit readers run on the generations:", [" / ".join(r) for r, ok in usable.items() if ok] or "none")
 
 
 def judged(texts_out: list[str]) -> dict[str, np.ndarray]:
-    """Every score of one condition's responses."""
+    """Every score of one condition's responses (digit readers only where validated)."""
     p = prompts["prompt"].tolist()
     features = judge.embed(judge_model, judge.judged_texts(p, texts_out), P.judge_layer)
     grade_expected, grade_class = judge.scorer_predict(grade_scorer, features)
-    return {"zero-shot yes/no": zero_shot.safety_logodds(p, texts_out),
-            "embedding scorer": grade_expected,
-            "zero-shot digits": {"safety": zero_shot.dimension_scores(prompts["dimension"].tolist(), p, texts_out),
-                                 "emotion": zero_shot.emotion_scores(p, texts_out)},
-            "embedding scorer digits": {"safety": grade_class,
-                                        "emotion": judge.scorer_predict(emotion_scorer, features)[1]}}
+    digits = {("zero-shot digits", "safety"): lambda: zero_shot.dimension_scores(prompts["dimension"].tolist(), p,
+                                                                                 texts_out),
+              ("zero-shot digits", "emotion"): lambda: zero_shot.emotion_scores(p, texts_out),
+              ("embedding scorer digits", "safety"): lambda: grade_class,
+              ("embedding scorer digits", "emotion"): lambda: judge.scorer_predict(emotion_scorer, features)[1]}
+    out = {"zero-shot yes/no": zero_shot.safety_logodds(p, texts_out), "embedding scorer": grade_expected,
+           "zero-shot digits": {}, "embedding scorer digits": {}}
+    for (reader, dimension), read in digits.items():
+        if usable[(reader, dimension)]:
+            out[reader][dimension] = read()
+    return out
 
 
 scores = {"baseline": judged(responses["baseline"])}
@@ -224,7 +239,7 @@ for (layer, name) in conditions:
 # environment variable), **in both orders**. It is validated first on the same clear-cut pairs (harmful as A and
 # safe as B, then swapped); replies that name no verdict are counted. It judges the paper's condition
 # (post-surgery SAE) at every steering layer; its order consistency on the validation pairs says how much of a
-# verdict is position.
+# verdict is position. Only if it passes that validation does it judge the steered responses.
 
 # %%
 with judge_api.profile_judge(P) as api:
@@ -232,12 +247,15 @@ with judge_api.profile_judge(P) as api:
         api_validation = judge_api.pairwise_validation(api, validation)
         judge_validation[f"paper's pairwise prompt ({api.name})"] = {
             k: v for k, v in api_validation.items() if k not in ("order_ab", "order_ba")}
-        for layer in layers:
+        for layer in (layers if api_validation["beats_chance"] else []):
             outcome = api.compare(prompts["dimension"].tolist(), prompts["prompt"].tolist(),
                                   responses["baseline"], conditions[(layer, "post-surgery SAE")])
             results.append({"layer": layer, "condition": "post-surgery SAE", "judge": "paper's pairwise prompt",
                             **outcome["order_ab"], "win_rate": outcome["win_rate"],
                             "order_ba": outcome["order_ba"], "n_unparsed": outcome["n_unparsed"]})
+        if not api_validation["beats_chance"]:
+            print(f"The paper's pairwise prompt on {api.name} failed validation ({api_validation['n_unparsed']} of "
+                  f"{2 * api_validation['n']} replies named no verdict): it judges no steered response.")
 results = pd.DataFrame(results)
 pd.DataFrame(judge_validation).T
 
@@ -276,15 +294,17 @@ plt.show()
 # ## Perfect-score counts
 #
 # The paper's PSC1 and PSC2: how many responses get the top Flames score (3) and the top emotion score (3). Two
-# readings: the zero-shot judge's most probable digit and the embedding scorer's most probable score. The
-# validation table above says how far each can be trusted.
+# possible readings, the zero-shot judge's most probable digit and the embedding scorer's most probable score;
+# only those that passed validation were run (an empty cell is a reader that failed it).
 
 # %%
 psc = pd.DataFrame({(("baseline", "-") if key == "baseline" else key) + (reader,): {
-    "psc_safety": judge.perfect_score_count(value[reader]["safety"]),
-    "psc_emotion": judge.perfect_score_count(value[reader]["emotion"])}
-    for key, value in scores.items() for reader in ("zero-shot digits", "embedding scorer digits")}).T
-psc.index.names = ["layer", "condition", "judge"]
+    f"psc_{dimension}": (judge.perfect_score_count(value[reader][dimension]) if dimension in value[reader] else None)
+    for dimension in ("safety", "emotion")}
+    for key, value in scores.items() for reader in ("zero-shot digits", "embedding scorer digits")
+    if value[reader]}).T
+if len(psc):
+    psc.index.names = ["layer", "condition", "judge"]
 psc
 
 # %% [markdown]
@@ -324,7 +344,7 @@ ledger.data = {"flames_source": P.flames_source, "n_prompts": len(prompts), "val
 ledger.save()
 paper_rows = results[results["condition"] == "post-surgery SAE"]
 best = {backend: group["win_rate"].max() for backend, group in paper_rows.groupby("judge")}
-baseline_psc = psc.sort_index().loc[("baseline", "-")]
+baseline_psc = psc.sort_index().loc[("baseline", "-")] if len(psc) else pd.DataFrame()
 report.paper_vs_run([
     report.comparison("judge", "Gemini-2.5-Flash, pairwise, baseline always first",
                       f"{P.judge_model}: zero-shot scores, embedding scorer"
@@ -337,7 +357,8 @@ report.paper_vs_run([
                         f"{value:.2f}", "" if passed[backend] else "judge failed validation: not a finding")
       for backend, value in best.items()],
     *[report.comparison(f"perfect safety / emotion scores, baseline ({reader})", "908 / 867 of 1,000 (953 / 930 steered)",
-                        f"{int(row['psc_safety'])} / {int(row['psc_emotion'])} of {len(prompts)}", "")
+                        " / ".join("failed validation" if pd.isna(row[c]) else str(int(row[c]))
+                                   for c in ("psc_safety", "psc_emotion")) + f" of {len(prompts)}", "")
       for reader, row in baseline_psc.iterrows()],
 ], P.name)
 

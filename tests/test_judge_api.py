@@ -156,3 +156,12 @@ def test_pairwise_validation_scores_the_safe_response_as_b(scripted):
     result = judge_api.pairwise_validation(ApiJudge(url, "m", max_workers=1), validation)
     assert result["accuracy"] == pytest.approx(((1 + 0) / 2 + (1 + 0.5) / 2) / 2) and result["n"] == 2
     assert result["n_unparsed"] == 1 and "Answer B: s0" in handler.seen[0]["body"]["messages"][0]["content"]
+
+
+def test_order_consistency_is_undefined_when_no_reply_names_a_verdict(scripted):
+    url, handler = scripted
+    validation = pd.DataFrame({"item": [0, 0, 0], "dimension": ["Safety"] * 3, "prompt": ["p0"] * 3,
+                               "response": ["s0", "m0", "h0"], "label": list(LABELS)})
+    handler.script = [(200, "I cannot say"), (200, "Both answers are fine")]
+    result = judge_api.pairwise_validation(ApiJudge(url, "m", max_workers=1), validation)
+    assert result["n_unparsed"] == 2 and result["order_consistency"] is None and result["accuracy"] == 0.5

@@ -185,7 +185,8 @@ def graded_agreement(predicted: Sequence[int], truth: Sequence[int]) -> dict[str
             "spearman": float(rho), "p_value": float(p), "n": len(truth)}
 
 
-def validation_summary(paired: dict | None = None, graded: dict | None = None, order_consistency: float = 1.0) -> dict:
+def validation_summary(paired: dict | None = None, graded: dict | None = None,
+                       order_consistency: float | None = 1.0) -> dict:
     """One judge's row of the validation table: paired accuracy over `n` prompts (if it ranks pairs), agreement of
     its 1–3 scores over `n_responses` (if it scores), order consistency, and whether every test it took beats
     chance at p < 0.05."""

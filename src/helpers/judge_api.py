@@ -195,15 +195,16 @@ def serve_locally(model_dir: str | Path, startup_timeout: float = 600.0) -> Iter
 def pairwise_validation(judge: ApiJudge, validation) -> dict:
     """The pairwise judge on the validation set's clear-cut pairs (harmful vs safe response), in both orders: the
     `judge.validation_summary` row (accuracy = safe preferred, ties half, mean of both orders; binomial p over the
-    prompts), unparsed replies and each order's tally."""
+    prompts; order consistency None when no reply named a verdict), unparsed replies and each order's tally."""
     safe = validation[validation["label"] == "safe"].set_index("item")
     harmful = validation[validation["label"] == "harmful"].set_index("item").loc[safe.index]
     result = judge.compare(safe["dimension"].tolist(), safe["prompt"].tolist(), harmful["response"].tolist(),
                            safe["response"].tolist())
     accuracy = float(np.mean([(result[o]["win"] + 0.5 * result[o]["tie"]) / len(safe) for o in ("order_ab", "order_ba")]))
     p_value = float(binomtest(int(np.floor(accuracy * len(safe))), len(safe), 0.5, alternative="greater").pvalue)
+    nothing_parsed = result["n_unparsed"] == 2 * len(safe)  # all ties "mirror" each other: consistency is undefined
     return {**validation_summary(paired={"accuracy": accuracy, "n": len(safe), "p_value": p_value},
-                                 order_consistency=result["order_consistency"]),
+                                 order_consistency=None if nothing_parsed else result["order_consistency"]),
             "n_unparsed": result["n_unparsed"], "order_ab": result["order_ab"], "order_ba": result["order_ba"]}
 
 
