@@ -71,6 +71,18 @@ class Profile:
     prune_p: float
     prune_q_sweep: list[float]
     prune_n_trivia: int | None
+    geometry_model: str
+    geometry_layers: str | list[int]
+    geometry_sae_architecture: str
+    geometry_sae_epochs: int
+    geometry_top_k: int
+    geometry_n_null: int
+    geometry_filter_fraction: float
+    geometry_random_seeds: list[int]
+    finetune_lr: float
+    finetune_epochs: int
+    finetune_batch_size: int
+    finetune_blocks: str | list[int]
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
@@ -95,6 +107,8 @@ def _check_type(path: Path, key: str, value: Any) -> None:
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "list[int]": isinstance(value, list) and bool(value)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
         "list[float]": isinstance(value, list) and bool(value)
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value),
         "str | None": value is None or isinstance(value, str),
@@ -129,6 +143,7 @@ def load_profile(name_or_path: str | os.PathLike[str] = "ci") -> Profile:
         raise ValueError(f"{path}: key 'sae_model' must be one of the profile's models {raw['models']}, "
                          f"got {raw['sae_model']!r}")
     for key, allowed in (("sae_input", ("tokens", "pooled")), ("sae_architecture", ("relu_l1", "topk")),
+                         ("geometry_sae_architecture", ("relu_l1", "topk")),
                          ("sae_identify_split", ("train", "val"))):
         if raw[key] not in allowed:
             raise ValueError(f"{path}: key '{key}' must be one of {allowed}, got {raw[key]!r}")

@@ -29,10 +29,12 @@ Selection = dict[str, torch.Tensor]  # matrix name -> flat indices of the weight
 
 @dataclasses.dataclass(frozen=True)
 class Pair:
-    """A prompt and the response whose likelihood is scored (raw format: prompt, newline, response)."""
+    """A prompt and the response whose likelihood is scored, joined by `separator` (the paper's raw format puts a
+    newline between them; a chat-templated prompt already ends where the reply begins, so it takes "")."""
 
     prompt: str
     response: str
+    separator: str = "\n"
 
 
 def _jsonl(path: Path, fields: Sequence[str]) -> pd.DataFrame:
@@ -87,8 +89,8 @@ def block_linears(model: nn.Module) -> dict[str, nn.Parameter]:
 
 
 def encode_pair(tokenizer, pair: Pair, max_length: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids of `prompt + "\\n" + response` and labels that score only the response tokens (−100 elsewhere)."""
-    prompt_ids = tokenizer(pair.prompt + "\n", add_special_tokens=False)["input_ids"]
+    """Token ids of `prompt + separator + response` and labels that score only the response tokens (−100 elsewhere)."""
+    prompt_ids = tokenizer(pair.prompt + pair.separator, add_special_tokens=False)["input_ids"]
     response_ids = tokenizer(pair.response, add_special_tokens=False)["input_ids"]
     if not response_ids:
         raise ValueError(f"empty response for prompt {pair.prompt[:60]!r}")
@@ -99,10 +101,9 @@ def encode_pair(tokenizer, pair: Pair, max_length: int = 256) -> tuple[torch.Ten
     return torch.tensor([ids]), torch.tensor([labels])
 
 
-def _token_losses(model: nn.Module, tokenizer, encoded: Sequence[tuple[torch.Tensor, torch.Tensor]]
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per sequence, the summed cross-entropy of its scored tokens and how many there are, in one right-padded
-    batch, from the logits in the model's own dtype (HF's built-in loss upcasts to float32)."""
+def right_padded(tokenizer, encoded: Sequence[tuple[torch.Tensor, torch.Tensor]]
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One right-padded batch of encoded pairs: token ids, labels (−100 off the response) and attention mask."""
     width = max(ids.shape[1] for ids, _ in encoded)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     ids = torch.full((len(encoded), width), pad)
@@ -110,6 +111,14 @@ def _token_losses(model: nn.Module, tokenizer, encoded: Sequence[tuple[torch.Ten
     mask = torch.zeros((len(encoded), width), dtype=torch.long)
     for row, (i, lab) in enumerate(encoded):
         ids[row, :i.shape[1]], labels[row, :i.shape[1]], mask[row, :i.shape[1]] = i[0], lab[0], 1
+    return ids, labels, mask
+
+
+def _token_losses(model: nn.Module, tokenizer, encoded: Sequence[tuple[torch.Tensor, torch.Tensor]]
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sequence, the summed cross-entropy of its scored tokens and how many there are, in one right-padded
+    batch, from the logits in the model's own dtype (HF's built-in loss upcasts to float32)."""
+    ids, labels, mask = right_padded(tokenizer, encoded)
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
     target = labels[:, 1:]
     token_loss = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")

@@ -94,3 +94,14 @@ def test_pruning_chapter_keeps_its_ledger_contract(root, profile):
     for key in ("perplexity", "trivia_acc"):
         assert f"{key}_before" in metrics and f"{key}_after" in metrics
     assert {"random", "unsigned", "magnitude", "content-matched (refusals)"} <= set(metrics["baselines"])
+
+
+def test_geometry_chapter_keeps_its_ledger_contract(root, profile):
+    metrics = _entry(root, profile, "13_superposition_geometry")["metrics"]
+    for key in ("mean_cos_inducing_toxic", "mean_cos_control_toxic", "null_mean_cos"):
+        assert -1 <= metrics[key] <= 1
+    assert 0 < metrics["p_value"] <= 1 and isinstance(metrics["go"], bool)
+    proxy = metrics["misalignment_proxy"]
+    assert {"base", "finetuned_full", "finetuned_geometry_filtered", "finetuned_random_filtered"} <= set(proxy)
+    filtered = (proxy["finetuned_geometry_filtered"], proxy["finetuned_random_filtered"])
+    assert all(v is not None for v in filtered) if metrics["go"] else all(v is None for v in filtered)

