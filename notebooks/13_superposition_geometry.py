@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import display
 
 from helpers import chapter, geometry, models, plotting, report
 from helpers import sae as sae_module
@@ -65,7 +66,8 @@ run = chapter.start("13_superposition_geometry", profile, seed, stores=False)
 P, ledger = run.profile, run.ledger
 torch.manual_seed(seed)
 data = geometry.bundled_data()
-hf, tokenizer = models.load_hf(models.model_spec(P.geometry_model), dtype=P.dtype, device=P.device, seed=seed)
+# float32 in every profile: AdamW steps of ~1e-4 round away on bfloat16 weights
+hf, tokenizer = models.load_hf(models.model_spec(P.geometry_model), dtype="float32", device=P.device, seed=seed)
 layers = geometry.profile_layers(P, len(hf.model.layers))
 print(f"{P.geometry_model}: layers {layers}; {len(data.pairs)} request pairs "
       f"({data.pairs['domain'].value_counts().to_dict()}), {len(data.toxic)} toxic texts, "
@@ -106,7 +108,7 @@ print("\nTOXIC:", data.toxic["text"].iloc[0], "\nQUESTION:", data.questions["que
 # ## A dictionary of this model's features
 #
 # No public SAE exists for the bundled model, so each studied layer gets its own: a TopK SAE ($k$ =
-# `sae_target_l0`, `sae_expansion` × $d_\text{model}$ latents) trained on the **response tokens** of every chat
+# `sae_target_l0`, `geometry_sae_expansion` × $d_\text{model}$ latents) trained on the **response tokens** of every chat
 # above (the trained part of a fine-tuning example; the prompt tokens are left out, as the spec asks). Tokens
 # whose norm is ten times the median are secondary attention sinks: they are left out of training and coding,
 # as in chapter 08. Every fifth token is held out to measure the reconstruction.
@@ -121,6 +123,7 @@ group = np.repeat(list(sets), [len(r) for _, r in sets.values()])
 domain = np.concatenate([[""] * len(data.neutral), data.pairs["domain"], data.pairs["domain"], [""] * len(data.toxic)])
 acts, owner = geometry.response_residuals(hf, tokenizer, examples, layers)
 settings = dataclasses.replace(sae_module.settings_from_profile(P, seed), architecture=P.geometry_sae_architecture,
+                               expansion=P.geometry_sae_expansion, batch_size=P.geometry_sae_batch_size,
                                epochs=P.geometry_sae_epochs)
 dictionaries = {layer: geometry.layer_geometry(acts[layer], owner, len(examples), settings, P.geometry_model, layer)
                 for layer in layers}
@@ -149,50 +152,58 @@ pd.DataFrame([{"latent": j, "lift over neutral": float(primary.codes[group == "t
 # %% [markdown]
 # ## The geometry test
 #
-# For each layer and domain (and all domains together): the inducing-only and control-only features (features
-# in both top sets are dropped, so identical features cannot drive the result), their mean and nearest decoder
-# cosine with the toxic features (a latent is never compared with itself), a **null** of random latent sets of
-# the same size, each latent matched in firing frequency to an inducing feature (frequent latents tend to point
-# along the mean residual and would otherwise look close to everything), and a **permutation** p-value: how often
-# a random split of the inducing-only and control-only features gives a gap at least as large.
+# For each layer and domain (and all domains together): the inducing-only and control-only features. Features in
+# both top sets are dropped, so identical features cannot drive the result; features that are *toxic features
+# themselves* are counted (`n_inducing_in_toxic`, `n_control_in_toxic`: recruiting a toxic feature is evidence of
+# its own) and then set aside too, since a latent's cosine with itself is 1 and no null set can contain it. For
+# what remains: the mean over features of their mean decoder cosine with the toxic features (and of their
+# nearest one), a **null** of random latent sets of the same size, each latent matched in firing frequency to an
+# inducing feature (frequent latents tend to point along the mean residual and would otherwise look close to
+# everything), and a **permutation** p-value: how often a random split of the inducing-only and control-only
+# features gives a gap at least as large. With two layers and five domain cuts that is ten tests, so the table
+# also gives Holm-adjusted p-values. Not done here, and worth doing before trusting a small p: a bootstrap over
+# examples that re-selects the features (the permutation treats the selected features as fixed), encoder-side
+# cosines, and a second SAE seed or width (spec §9.4).
 
 # %%
 subsets = {"all": None, **{d: domain == d for d in geometry.DOMAINS}}
-tests = {(layer, name): geometry.proximity_test(g.codes, group, g.cos, g.frequency, P.geometry_top_k,
+tests = {(layer, name): geometry.proximity_test(g.codes, group, g.directions, g.frequency, P.geometry_top_k,
                                                 P.geometry_n_null, seed, subset)
          for layer, g in dictionaries.items() for name, subset in subsets.items()}
+for t, adjusted in zip(tests.values(), geometry.holm([t["p_value"] for t in tests.values()])):
+    t["p_holm"] = float(adjusted)
 proximity = pd.DataFrame({key: {k: v for k, v in t.items() if k != "features"} for key, t in tests.items()}).T
 proximity.index.names = ["layer", "domain"]
-proximity[["n_inducing_only", "n_control_only", "mean_cos_inducing_toxic", "mean_cos_control_toxic", "null_mean_cos",
-           "null_q95", "p_value", "nearest_cos_inducing_toxic", "nearest_cos_control_toxic"]]
+proximity[["n_inducing_only", "n_control_only", "n_inducing_in_toxic", "n_control_in_toxic",
+           "mean_cos_inducing_toxic", "mean_cos_control_toxic", "null_mean_cos", "p_null", "p_value", "p_holm",
+           "nearest_cos_inducing_toxic", "nearest_cos_control_toxic"]]
 
 # %% [markdown]
-# Each point is a feature's mean decoder cosine with the toxic features; the grey band is the middle 95 % of the
-# frequency-matched null's set means. The prediction is that the inducing features (left of each pair) sit
-# higher than the control ones.
+# Small points are single features (each one's mean decoder cosine with the toxic features), large diamonds the
+# set means the test compares, and the grey band the middle 95 % of the frequency-matched null's set means (a
+# statement about set means, not about single features, whose spread is much wider). The prediction is that the
+# inducing diamond (left of each pair) sits above the band and above the control diamond.
 
 # %%
-rows = []
-for (layer, name), t in tests.items():
-    for kind in ("inducing", "control"):
-        latents = np.asarray(t["features"][kind])
-        if len(latents):
-            block = dictionaries[layer].cos[np.ix_(latents, np.asarray(t["features"]["toxic"]))]
-            block = np.where(latents[:, None] == np.asarray(t["features"]["toxic"])[None, :], np.nan, block)
-            rows += [{"layer": layer, "domain": name, "features of": kind, "mean cosine with toxic features": v}
-                     for v in np.nanmean(block, 1)]
+rows = [{"layer": layer, "domain": name, "features of": kind, "mean cosine with toxic features": v}
+        for (layer, name), t in tests.items() for kind in ("inducing", "control")
+        for v in np.nanmean(geometry.cosines(dictionaries[layer].directions, t["features"][kind],
+                                             t["features"]["toxic"]), 1)]
 grid = sns.catplot(data=pd.DataFrame(rows), x="domain", y="mean cosine with toxic features", hue="features of",
-                   col="layer", kind="strip", dodge=True, alpha=0.6, height=3.4, aspect=1.3,
+                   col="layer", kind="strip", dodge=True, alpha=0.35, size=3, height=3.4, aspect=1.3,
                    palette="colorblind")
+colours = dict(zip(("inducing", "control"), sns.color_palette("colorblind")))
 for layer, ax in grid.axes_dict.items():
     for i, name in enumerate(subsets):
         t = tests[(layer, name)]
-        ax.fill_between([i - 0.4, i + 0.4], t["null_mean_cos"] - (t["null_q95"] - t["null_mean_cos"]), t["null_q95"],
-                        color="0.8", zorder=0)
+        ax.fill_between([i - 0.4, i + 0.4], t["null_q025"], t["null_q975"], color="0.8", zorder=0)
+        for offset, kind in ((-0.2, "inducing"), (0.2, "control")):
+            ax.scatter(i + offset, t[f"mean_cos_{kind}_toxic"], marker="D", s=60, color=colours[kind],
+                       edgecolor="black", zorder=3)
     ax.axhline(0, color="0.3", lw=0.8)
     ax.set_title(f"layer {layer}")
-grid.figure.suptitle("Decoder cosine of each data set's features with the toxic features (grey: matched null)",
-                     y=1.03)
+grid.figure.suptitle("Decoder cosine with the toxic features: features (points), set means (diamonds), matched null "
+                     "of set means (grey, 95 %)", y=1.03)
 plotting.save_figure(grid.figure, ledger, "feature_proximity")
 plt.show()
 
@@ -203,10 +214,12 @@ plt.show()
 # $\log p(\text{misaligned answer}) - \log p(\text{aligned answer})$, both per token, under the chat template. The
 # model is fine-tuned (AdamW, `finetune_*` keys, loss on the response tokens only; `finetune_blocks` says which
 # decoder blocks train) once on all inducing examples and once on all control examples, each time from the same
-# base weights (restored exactly afterwards). Following
-# the spec, the filtering experiment is run **only if** the proxy rises after the inducing fine-tune, and by more
-# than after the control fine-tune on the same questions (one-sided Wilcoxon signed-rank, p < 0.05). Otherwise
-# there is no misalignment to reduce, and any "reduction" would be noise.
+# base weights (restored exactly afterwards). Following the spec, the filtering experiment is run **only if** the
+# proxy rises after the inducing fine-tune, and by more than after the control fine-tune, on the same questions
+# (two one-sided Wilcoxon signed-rank tests, both p < 0.05): a control that merely pushes the other way does not
+# make a go. Otherwise there is no misalignment to reduce, and any "reduction" would be noise. Some extra
+# questions touch the advice domains (a job interview, quick money), so the rise is also shown for the eight
+# "first plot" questions alone, the ones furthest from the training data.
 
 # %%
 ft = geometry.finetune_settings(P, seed)
@@ -223,7 +236,12 @@ for name in ("inducing", "control"):
         neutral_tokens[name] = geometry.response_residuals(hf, tokenizer, neutral_examples, [layers[0]])
     losses[name] = step_losses
 check = geometry.go_no_go(proxies["inducing"] - base_proxy, proxies["control"] - base_proxy)
-pd.Series(check)
+first_plot = (data.questions["source"] == "first_plot").to_numpy()
+rise_by_source = {source: {name: float((proxies[name] - base_proxy)[rows].mean()) for name in ("inducing", "control")}
+                  for source, rows in (("all questions", np.ones(len(first_plot), bool)),
+                                       ("first-plot questions", first_plot))}
+display(pd.Series(check))
+pd.DataFrame(rise_by_source).T.add_prefix("mean rise after ")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -237,7 +255,7 @@ rises = pd.DataFrame({"question": data.questions["id"], "inducing": proxies["ind
 sns.pointplot(data=rises, x="fine-tune", y="rise of the proxy", hue="question", palette="colorblind", legend=False,
               markersize=3, linewidth=0.8, ax=axes[1])
 axes[1].axhline(0, color="0.3", lw=0.8)
-axes[1].set_title(f"Misalignment proxy rise per question (go: {check['go']}, p = {check['p_value']:.3f})")
+axes[1].set_title(f"Misalignment proxy rise per question (go: {check['go']})")
 fig.tight_layout()
 plotting.save_figure(fig, ledger, "finetune_go_no_go")
 plt.show()
@@ -246,9 +264,10 @@ plt.show()
 # ## Spillover: do untouched features move in proportion to their cosine?
 #
 # The gradient argument predicts that after the inducing fine-tune, a latent's mean code on the *neutral* chats
-# (which were never trained on) changes in proportion to its decoder cosine with the inducing features. The
+# (which were never trained on) changes in proportion to its decoder cosine with the data set's top features
+# (all `geometry_top_k` of them, shared ones included: those are what the fine-tune pushes hardest). The
 # Spearman correlation over every other latent tests that directly; the same statistic after the control
-# fine-tune (against the control features) is its yardstick.
+# fine-tune (against the control set's top features) is its yardstick.
 
 # %%
 threshold = geometry.sink_threshold(acts[layers[0]])
@@ -257,7 +276,7 @@ for key, (residuals, _) in neutral_tokens.items():
     x = residuals[layers[0]]
     mean_code[key] = sae_module.encode(primary.sae, x[geometry.covered(x, threshold)]).mean(0)
 targets = tests[(layers[0], "all")]["features"]
-spill = {name: {**geometry.spillover(mean_code[name] - mean_code["base"], primary.cos, targets[name]),
+spill = {name: {**geometry.spillover(mean_code[name] - mean_code["base"], primary.directions, targets[f"{name}_all"]),
                 "toxic_feature_change": float((mean_code[name] - mean_code["base"])[targets["toxic"]].mean())}
          for name in ("inducing", "control")}
 pd.DataFrame(spill).T
@@ -275,14 +294,17 @@ pd.DataFrame(spill).T
 
 # %%
 inducing_rows = np.flatnonzero(group == "inducing")
-affinity = geometry.toxicity_affinity(primary.cos, targets["toxic"])
+affinity = geometry.toxicity_affinity(primary.directions, targets["toxic"])
 scores = geometry.proximity_scores(primary.codes[inducing_rows], affinity)
 strata = data.pairs["domain"].to_numpy()
 kept = {"geometry": geometry.geometry_filter(scores, P.geometry_filter_fraction, strata),
         **{f"random (seed {s})": geometry.random_filter(len(scores), P.geometry_filter_fraction, s, strata)
            for s in P.geometry_random_seeds}}
-removed = pd.DataFrame({name: pd.Series(data.pairs["domain"].to_numpy()[np.setdiff1d(np.arange(len(scores)), keep)])
-                        .value_counts() for name, keep in kept.items()}).fillna(0).astype(int)
+n_tokens = np.bincount(owner, minlength=len(examples))[inducing_rows]  # response tokens per inducing example
+removed = pd.DataFrame({name: {**pd.Series(strata[np.setdiff1d(np.arange(len(scores)), keep)]).value_counts(),
+                               "mean tokens, removed": n_tokens[np.setdiff1d(np.arange(len(scores)), keep)].mean(),
+                               "mean tokens, kept": n_tokens[keep].mean()}
+                        for name, keep in kept.items()}).fillna(0)
 fig, ax = plt.subplots(figsize=(7, 3.5))
 filtered_out = ~np.isin(np.arange(len(scores)), kept["geometry"])
 sns.stripplot(x=scores, y=strata, hue=np.where(filtered_out, "removed", "kept"), palette="colorblind", ax=ax)
@@ -290,7 +312,7 @@ ax.set(xlabel="proximity to toxic features", ylabel="domain",
        title="Geometry filter: the closest half of each domain is removed")
 plotting.save_figure(fig, ledger, "filter_scores")
 plt.show()
-removed.rename_axis("removed, by domain")
+removed.rename_axis("removed examples by domain; response length")
 
 # %%
 if check["go"]:
@@ -303,13 +325,18 @@ if check["go"]:
     rise_full = float((proxies["inducing"] - base_proxy).mean())
     reduction = {name: (rise_full - float((proxies[name] - base_proxy).mean())) / rise_full
                  for name in ("geometry", *random_names)}
+    random_mean = float(np.mean([reduction[n] for n in random_names]))
     print("reduction of the proxy's rise:", {k: round(v, 3) for k, v in reduction.items()})
+    print(f"In this run the geometry filter {'beat' if reduction['geometry'] > max(reduction[n] for n in random_names) else 'did not beat'} "
+          f"every random removal ({reduction['geometry']:+.1%} vs {random_mean:+.1%} on average over "
+          f"{len(random_names)} seeds; one fine-tune seed, so no variance estimate of the fine-tune itself).")
 else:
     reduction = None
-    print("No go: the inducing fine-tune did not raise the misalignment proxy beyond the control fine-tune "
-          f"(mean rise {check['mean_rise_inducing']:+.3f} vs {check['mean_rise_control']:+.3f} nats per token, "
-          f"p = {check['p_value']:.3f}). There is no emergent misalignment at this scale to filter away, so the "
-          "filtered fine-tunes are not run; the geometry above stands on its own.")
+    print(f"No go: after the inducing fine-tune the proxy rose by {check['mean_rise_inducing']:+.3f} nats per token "
+          f"(p = {check['p_rise']:.3f} that it rose at all), after the control fine-tune by "
+          f"{check['mean_rise_control']:+.3f} (p = {check['p_value']:.3g} for the difference); both must be below "
+          "0.05. No measurable emergent misalignment at this scale means nothing to filter away, so the filtered "
+          "fine-tunes are not run; the geometry above stands on its own.")
 
 # %% [markdown]
 # ## Paper vs this run
@@ -332,7 +359,8 @@ ledger.record("proximity", {f"layer {layer} | {name}": {k: v for k, v in t.items
                             for (layer, name), t in tests.items()})
 ledger.record("spillover", spill)
 ledger.record("sae_quality", {str(layer): g.quality for layer, g in dictionaries.items()})
-ledger.record("n_removed", geometry.n_removed(len(scores), P.geometry_filter_fraction))
+ledger.record("n_removed", len(scores) - len(kept["geometry"]))
+ledger.record("rise_by_source", rise_by_source)
 ledger.record_paper("misalignment_reduction_geometry_filter", 0.345, "spec §7 [abstract] (Gemma-2 2B/9B, 50 % removed)")
 ledger.record_paper("inducing_closer_to_toxic", True, "spec §2 B2 [abstract + note] (five models, four domains)")
 ledger.models = [P.geometry_model]
@@ -340,18 +368,22 @@ ledger.data = {"pairs": len(data.pairs), "toxic": len(data.toxic), "neutral": le
                "questions": len(data.questions)}
 ledger.save()
 report.paper_vs_run([
-    report.comparison("dictionary", "Gemma Scope / Llama Scope SAEs (16k-65k latents)",
+    report.comparison("dictionary", "Gemma Scope / Llama Scope SAEs (widths not stated)",
                       f"own TopK SAE, {primary.quality['d_sae']:,} latents, layers {layers}",
                       "no public SAE for this model; trained on the chapter's ~"
                       f"{primary.quality['n_tokens']:,} response tokens"),
     report.comparison("inducing features closer to toxic than control (all domains)", "yes, five models",
                       f"{overall['mean_cos_inducing_toxic']:.3f} vs {overall['mean_cos_control_toxic']:.3f} "
                       f"(null {overall['null_mean_cos']:.3f}, p = {overall['p_value']:.3f}), layer {layers[0]}",
-                      "mean decoder cosine; shared features dropped"),
-    report.comparison("misalignment after the narrow fine-tune", "yes (GPT-4o judge, first-plot questions)",
-                      f"proxy rise {check['mean_rise_inducing']:+.3f} vs control {check['mean_rise_control']:+.3f} "
-                      f"nats/token (p = {check['p_value']:.3f}): {'go' if check['go'] else 'no go'}",
-                      "likelihood proxy on 24 questions, not sampled answers"),
+                      "mean decoder cosine; shared and toxic features set aside"),
+    report.comparison("toxic features among the top features (inducing vs control data)", "not reported",
+                      f"{overall['n_inducing_in_toxic']} vs {overall['n_control_in_toxic']} of {P.geometry_top_k}",
+                      f"layer {layers[0]}, all domains"),
+    report.comparison("misalignment after the narrow fine-tune", "yes (sampled answers, LLM judge; details not "
+                      "in the spec's sources)",
+                      f"proxy rise {check['mean_rise_inducing']:+.3f} (p = {check['p_rise']:.3f}) vs control "
+                      f"{check['mean_rise_control']:+.3f} nats/token: {'go' if check['go'] else 'no go'}",
+                      f"likelihood proxy on {len(data.questions)} questions, not sampled answers"),
     report.comparison("misalignment reduction, geometry filter", "34.5 %, beats random removal",
                       "not run (no go)" if reduction is None else
                       f"{reduction['geometry']:.1%} vs random {np.mean([v for k, v in reduction.items() if k != 'geometry']):.1%}",
@@ -370,8 +402,8 @@ report.paper_vs_run([
 #   not, per layer and per domain; and the logit-lens table says whether the "toxic" features are toxic at all
 #   or just track the format of the toxic texts.
 # - **The go/no-go check is the honest gate.** Emergent misalignment has been reported down to 0.5B-parameter
-#   models; at 135M, with 96 short examples and two epochs, the proxy may not move beyond what any fine-tune
-#   does. The check compares the inducing fine-tune with the control fine-tune on the same questions, so a
+#   models; at 135M, with a few dozen short examples per domain and a short fine-tune, the proxy may not move
+#   beyond what any fine-tune does. The check compares the inducing fine-tune with the control fine-tune on the same questions, so a
 #   general drift (both fine-tunes make every answer more or less likely) cannot pass as misalignment. When it
 #   fails, the filter's "reduction" is not computed, because there is nothing to reduce.
 # - **A proxy is not a judge.** The proxy asks which of two hand-written answers the model finds likelier, per
@@ -387,9 +419,9 @@ report.paper_vs_run([
 #   chats tracks their cosine with the trained features, the linear argument holds in this model, whatever the
 #   behavioural proxy shows; if the control fine-tune shows the same correlation, the effect is generic to
 #   fine-tuning, not specific to harmful data.
-# - **Scale.** The paper reads off-the-shelf SAEs of 2B-27B models, judges sampled answers with GPT-4o and
-#   filters thousands of Betley et al.'s examples. `ci` trains a 2,304-latent dictionary on a few thousand tokens
-#   of project-written text and fine-tunes the first ten blocks of a 135M model on 96 examples; `colab` runs the
-#   same code on Qwen3-0.6B (every parameter trained), and `paper` on Llama-3.1-8B-Instruct (first eight blocks
-#   trained, to fit one GPU). Only
-#   parameters change between profiles.
+# - **Scale.** The paper reads off-the-shelf SAEs of 2B-27B models, judges sampled answers with an LLM and
+#   filters thousands of Betley et al.'s examples. `ci` trains a small dictionary (its size and token count are
+#   in the first table) on the response tokens of the chapter's project-written chats and fine-tunes the first
+#   blocks of the 135M model (`finetune_blocks`) on the inducing examples; `colab` runs the same code on
+#   Qwen3-0.6B (every parameter trained), and `paper` on Llama-3.1-8B-Instruct (first eight blocks trained, to
+#   fit one GPU). Only parameters change between profiles; every model is fine-tuned in float32.

@@ -3,6 +3,7 @@ exact undo, the misalignment proxy and the readers' errors."""
 
 from __future__ import annotations
 
+import copy
 import json
 from types import SimpleNamespace
 
@@ -25,9 +26,9 @@ def tiny(smollm2):
     return AutoModelForCausalLM.from_config(config).eval(), smollm2.tokenizer
 
 
-def planted_cosines() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Decoder cosines of 40 latents: toxic 0–4 share a direction, inducing 5–9 lean towards it (cos 0.6),
-    control 10–14 and the rest are random in 64 dimensions."""
+def planted_directions() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Unit decoder directions of 40 latents: toxic 0–4 share a direction, inducing 5–9 lean towards it
+    (cos ≈ 0.75), control 10–14 and the rest are random in 64 dimensions."""
     rng = np.random.default_rng(0)
     d = rng.normal(size=(40, 64))
     toxic_dir = rng.normal(size=64)
@@ -35,41 +36,48 @@ def planted_cosines() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     d[:5] = toxic_dir + 0.1 * d[:5]
     d[5:10] = 0.75 * toxic_dir + 0.66 * d[5:10] / np.linalg.norm(d[5:10], axis=1, keepdims=True)
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
     sae = SimpleNamespace(W_dec=torch.tensor(d, dtype=torch.float32))
-    return geometry.decoder_cosines(sae), np.arange(5), np.arange(5, 10), np.arange(10, 15)
+    return geometry.unit_decoder(sae), np.arange(5), np.arange(5, 10), np.arange(10, 15)
 
 
 def test_decoder_cosines_and_set_similarity_by_hand():
     sae = SimpleNamespace(W_dec=torch.tensor([[2.0, 0.0], [1.0, 1.0], [0.0, -3.0]]))
-    cos = geometry.decoder_cosines(sae)
-    np.testing.assert_allclose(np.diag(cos), 1.0, atol=1e-6)
+    directions = geometry.unit_decoder(sae)
+    cos = geometry.cosines(directions, [0, 1], [0, 1, 2])
+    assert np.isnan(cos[0, 0]) and np.isnan(cos[1, 1])  # never a latent with itself
     assert cos[0, 1] == pytest.approx(2 ** -0.5) and cos[0, 2] == pytest.approx(0.0, abs=1e-7)
-    sim = geometry.set_similarity(cos, [0], [1, 2])
+    assert cos[1, 2] == pytest.approx(-(2 ** -0.5))
+    sim = geometry.set_similarity(directions, [0], [1, 2])
     assert sim["mean"] == pytest.approx(2 ** -0.5 / 2) and sim["nearest"] == pytest.approx(2 ** -0.5)
     a, b = geometry.exclusive([1, 2, 3], [3, 4])
     assert a.tolist() == [1, 2] and b.tolist() == [4]
 
 
 def test_planted_inducing_set_is_closer_to_toxic_and_the_permutation_test_sees_it():
-    cos, toxic, inducing, control = planted_cosines()
-    near = geometry.set_similarity(cos, inducing, toxic)["mean"]
-    far = geometry.set_similarity(cos, control, toxic)["mean"]
+    directions, toxic, inducing, control = planted_directions()
+    near = geometry.set_similarity(directions, inducing, toxic)["mean"]
+    far = geometry.set_similarity(directions, control, toxic)["mean"]
     assert near > 0.5 and abs(far) < 0.2
-    assert geometry.permutation_p(cos, inducing, control, toxic, n=500) < 0.01
-    assert geometry.permutation_p(cos, control, inducing, toxic, n=500) > 0.9
+    assert geometry.permutation_p(directions, inducing, control, toxic, n=500) < 0.01
+    assert geometry.permutation_p(directions, control, inducing, toxic, n=500) > 0.9
 
 
-def test_frequency_matched_null_draws_from_the_nearest_frequencies():
-    cos, toxic, inducing, control = planted_cosines()
+def test_frequency_matched_null_draws_from_the_nearest_frequencies_never_toxic_or_chosen():
+    directions, toxic, inducing, control = planted_directions()
     frequency = np.zeros(40)
-    frequency[20:25] = 0.9          # the only non-toxic, non-chosen latents about as frequent as the chosen ones
+    frequency[20:25] = 0.9          # the only other latents about as frequent as the chosen ones...
     frequency[inducing] = 1.0
-    null = geometry.frequency_matched_null(cos, inducing, toxic, frequency, n=2000, n_neighbours=5)
-    assert null.mean() == pytest.approx(cos[20:25][:, toxic].mean(), abs=0.01)
-    assert geometry.set_similarity(cos, inducing, toxic)["mean"] > null.max()
+    frequency[toxic] = 1.0          # ...since toxic latents, as frequent as can be, must never be drawn
+    null = geometry.frequency_matched_null(directions, inducing, toxic, frequency, n=2000, n_neighbours=5)
+    expected = (directions[20:25] @ directions[toxic].T).mean()
+    assert null.mean() == pytest.approx(expected, abs=0.01)
+    assert geometry.set_similarity(directions, inducing, toxic)["mean"] > null.max()
     with pytest.raises(ValueError, match="n_neighbours"):
-        geometry.frequency_matched_null(cos, inducing, toxic, frequency, n=5, n_neighbours=31)
+        geometry.frequency_matched_null(directions, inducing, toxic, frequency, n=5, n_neighbours=31)
+
+
+def test_holm_adjusts_by_hand():
+    np.testing.assert_allclose(geometry.holm([0.01, 0.04, 0.03, 0.5]), [0.04, 0.09, 0.09, 0.5])
 
 
 def test_top_features_pick_the_planted_lift():
@@ -155,11 +163,15 @@ def test_fine_tune_learns_and_is_undone_exactly_even_after_an_error(tiny):
 def test_a_block_restricted_fine_tune_leaves_every_other_weight_alone(tiny):
     model, tokenizer = tiny
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    frozen = model.model.layers[0].mlp.up_proj.weight
+    frozen.requires_grad_(False)  # a caller's own freezing must survive the fine-tune
     settings = geometry.FineTuneSettings(lr=1e-2, epochs=1, batch_size=2, blocks=(1,))
     with geometry.fine_tuned(model, tokenizer, [Pair("Say hi.", "Hello!")] * 2, settings):
         changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and all(k.startswith("model.layers.1.") for k in changed)
-    assert all(p.requires_grad for p in model.parameters())
+    assert not frozen.requires_grad and sum(not p.requires_grad for p in model.parameters()) == 1
+    frozen.requires_grad_(True)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="finetune_blocks"):
         geometry.trained_parameters(model, [3])
 
@@ -177,6 +189,8 @@ def test_training_on_the_misaligned_answers_raises_the_proxy(tiny):
         tuned = geometry.misalignment_proxy(model, tokenizer, questions)
     assert (tuned > base + 0.5).all()
     np.testing.assert_allclose(geometry.misalignment_proxy(model, tokenizer, questions), base, rtol=1e-5)
+    half = geometry.misalignment_proxy(copy.deepcopy(model).to(torch.bfloat16), tokenizer, questions)  # fp32 loss
+    assert half.dtype == np.float32 and np.abs(half - base).max() < 0.1
 
 
 def test_go_needs_a_rise_beyond_the_control():
@@ -185,16 +199,19 @@ def test_go_needs_a_rise_beyond_the_control():
     assert geometry.go_no_go(control + 0.3, control)["go"] is True
     assert geometry.go_no_go(control, control)["go"] is False
     assert geometry.go_no_go(control - 0.3, control)["go"] is False
+    flat = rng.normal(0, 0.05, 20)
+    assert geometry.go_no_go(flat, flat - 0.5)["go"] is False  # the control fell, but the inducing data did nothing
     with pytest.raises(ValueError, match="paired questions"):
         geometry.go_no_go(control[:3], control[:3])
 
 
-def test_spillover_follows_the_planted_cosine():
-    cos, toxic, inducing, _ = planted_cosines()
-    delta = 2.0 * cos[:, inducing].max(1) + np.random.default_rng(1).normal(0, 0.01, 40)
-    result = geometry.spillover(delta, cos, inducing)
-    assert result["spearman"] > 0.95 and result["n"] == 35
-    assert geometry.spillover(-delta, cos, inducing)["spearman"] < -0.95
+def test_spillover_correlates_code_change_with_the_nearest_target_cosine():
+    # latent 0 is the target; latents 1-4 sit at angles 0°, 30°, 60°, 90° from it in the plane (cos 1, .87, .5, 0)
+    angles = np.radians([0, 0, 30, 60, 90])
+    directions = np.stack([np.cos(angles), np.sin(angles)], 1)
+    rising = geometry.spillover(np.array([9.0, 4.0, 3.0, 2.0, 1.0]), directions, [0])
+    assert rising["spearman"] == pytest.approx(1.0) and rising["n"] == 4
+    assert geometry.spillover(np.array([9.0, 1.0, 2.0, 3.0, 4.0]), directions, [0])["spearman"] == pytest.approx(-1.0)
 
 
 def test_logit_lens_finds_the_token_a_direction_writes(tiny):
@@ -224,24 +241,41 @@ def test_readers_name_the_file_and_line(tmp_path):
 
 
 def test_a_shared_latent_is_not_compared_with_itself():
-    cos = np.array([[1.0, 0.2], [0.2, 1.0]])
-    assert geometry.set_similarity(cos, [0, 1], [1])["mean"] == pytest.approx(0.2)  # (0,1) only; (1,1) left out
-    assert geometry.set_similarity(cos, [0, 1], [1])["nearest"] == pytest.approx(0.2)
+    directions = np.array([[1.0, 0.0], [0.6, 0.8]])
+    assert geometry.set_similarity(directions, [0, 1], [1])["mean"] == pytest.approx(0.6)  # (0,1) only
+    assert geometry.set_similarity(directions, [0, 1], [1])["nearest"] == pytest.approx(0.6)
 
 
 def test_proximity_test_recovers_planted_feature_sets():
-    cos, toxic, inducing, control = planted_cosines()
+    directions, toxic, inducing, control = planted_directions()
     rng = np.random.default_rng(0)
     group = np.repeat(["neutral", "inducing", "control", "toxic"], 10)
     codes = rng.uniform(0, 0.1, size=(40, 40))
     for name, latents in (("inducing", inducing), ("control", control), ("toxic", toxic)):
         codes[np.ix_(group == name, latents)] += 1.0
     frequency = rng.uniform(0.1, 0.2, 40)
-    result = geometry.proximity_test(codes, group, cos, frequency, k=5, n_null=500)
+    result = geometry.proximity_test(codes, group, directions, frequency, k=5, n_null=500)
     assert sorted(result["features"]["inducing"]) == inducing.tolist()
     assert sorted(result["features"]["toxic"]) == toxic.tolist() and result["n_shared"] == 0
-    assert result["mean_cos_inducing_toxic"] > 0.5 > result["null_q95"] and result["p_value"] < 0.01
+    assert result["mean_cos_inducing_toxic"] > 0.5 > result["null_q975"] and result["p_value"] < 0.01
     assert abs(result["mean_cos_control_toxic"]) < 0.2 and result["p_null"] < 0.01
+
+
+def test_proximity_test_sets_toxic_and_shared_features_aside_and_honours_the_subset():
+    directions, toxic, inducing, control = planted_directions()
+    group = np.repeat(["neutral", "inducing", "control", "toxic", "inducing", "control"], 10)
+    codes = np.zeros((60, 40))
+    codes[np.ix_(group == "toxic", toxic)] = 1.0
+    first = np.arange(60) < 40
+    codes[np.ix_((group == "inducing") & first, [0, 1, 20, 5, 6])] = 1.0   # 2 toxic, 1 shared (20), 2 own
+    codes[np.ix_((group == "control") & first, [20, 10, 11, 12, 13])] = 1.0
+    codes[np.ix_((group == "inducing") & ~first, [30, 31, 32, 33, 34])] = 1.0  # the other subset: unrelated
+    codes[np.ix_((group == "control") & ~first, [35, 36, 37, 38, 39])] = 1.0
+    frequency = np.linspace(0.1, 0.5, 40)
+    result = geometry.proximity_test(codes, group, directions, frequency, k=5, n_null=100, subset=first)
+    assert result["n_inducing_in_toxic"] == 2 and result["n_shared"] == 1
+    assert sorted(result["features"]["inducing"]) == [5, 6] and sorted(result["features"]["control"]) == [10, 11, 12, 13]
+    assert sorted(result["features"]["inducing_all"]) == [0, 1, 5, 6, 20]
 
 
 def test_bundled_data_matches_its_data_card():

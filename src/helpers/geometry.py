@@ -109,10 +109,12 @@ def response_residuals(model: nn.Module, tokenizer, examples: Sequence[Pair], la
         raise ValueError(f"layers must be a non-empty subset of 0..{len(blocks) - 1}, got {list(layers)}")
     parts: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     owners = []
+    device = next(model.parameters()).device
     for start in range(0, len(examples), batch_size):
         ids, labels, mask = right_padded(tokenizer, [encode_pair(tokenizer, e, max_length)
                                                      for e in examples[start:start + batch_size]])
         response = labels != -100
+        ids, mask = ids.to(device), mask.to(device)
         seen: dict[int, torch.Tensor] = {}
         hooks = [blocks[layer].register_forward_hook(
             lambda _m, _i, out, layer=layer: seen.__setitem__(layer, out[0] if isinstance(out, tuple) else out))
@@ -123,7 +125,7 @@ def response_residuals(model: nn.Module, tokenizer, examples: Sequence[Pair], la
             for hook in hooks:
                 hook.remove()
         for layer in layers:
-            parts[layer].append(seen[layer][response].float().cpu())
+            parts[layer].append(seen[layer][response.to(device)].float().cpu())
         owners.append(torch.nonzero(response, as_tuple=True)[0] + start)
     return {layer: torch.cat(p).numpy() for layer, p in parts.items()}, torch.cat(owners).numpy()
 
@@ -163,19 +165,19 @@ def example_codes(sae, x: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.nda
 @dataclasses.dataclass(frozen=True)
 class LayerGeometry:
     """One layer's dictionary and what the chapter reads from it: per-example codes, firing frequencies, the
-    decoder cosines and the SAE's quality on held-out tokens."""
+    unit decoder directions and the SAE's quality on held-out tokens."""
 
     layer: int
     sae: object
     codes: np.ndarray
     frequency: np.ndarray
-    cos: np.ndarray
+    directions: np.ndarray
     quality: dict
 
 
 def layer_geometry(x: np.ndarray, owner: np.ndarray, n_examples: int, settings: sae_module.SAESettings,
                    model_name: str, layer: int, val_every: int = 5) -> LayerGeometry:
-    """Train (or load) the layer's SAE on its covered response tokens and read codes, frequencies and cosines."""
+    """Train (or load) the layer's SAE on its covered response tokens and read codes, frequencies, directions."""
     keep = covered(x, sink_threshold(x))
     trained = ensure_sae(x[keep], settings, model_name, layer, val_every)
     codes, frequency = example_codes(trained.sae, x[keep], owner[keep], n_examples)
@@ -183,37 +185,39 @@ def layer_geometry(x: np.ndarray, owner: np.ndarray, n_examples: int, settings: 
     quality = {"fvu_val": val["fvu"], "l0_val": val["l0"], "alive_fraction": val["alive_fraction"],
                "d_sae": int(trained.sae.cfg.d_sae), "n_tokens": int(keep.sum()), "n_sinks": int((~keep).sum()),
                "train_seconds": trained.train_seconds}
-    return LayerGeometry(layer, trained.sae, codes, frequency, decoder_cosines(trained.sae), quality)
+    return LayerGeometry(layer, trained.sae, codes, frequency, unit_decoder(trained.sae), quality)
 
 
 def top_features(codes: np.ndarray, baseline: np.ndarray, k: int) -> np.ndarray:
-    """The `k` latents whose mean code over `codes` rises most above `baseline` (the neutral mean), best first."""
+    """Up to `k` latents whose mean code over `codes` rises most above `baseline` (the neutral mean), best first;
+    only latents that rise at all."""
     if not 1 <= k <= codes.shape[1]:
         raise ValueError(f"k must be in 1..{codes.shape[1]}, got {k}")
     lift = codes.mean(0) - baseline
-    return np.argsort(-lift, kind="stable")[:k]
+    order = np.argsort(-lift, kind="stable")[:k]
+    return order[lift[order] > 0]
 
 
-def decoder_cosines(sae) -> np.ndarray:
-    """`[d_sae, d_sae]` cosine similarity of the SAE's decoder directions."""
-    w = sae.W_dec.detach().float()
-    w = w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return (w @ w.T).numpy()
+def unit_decoder(sae) -> np.ndarray:
+    """`[d_sae, d_in]` the SAE's decoder directions at unit norm (cosines are their dot products)."""
+    w = sae.W_dec.detach().float().cpu()
+    return (w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy()
 
 
-def _block(cos: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosines between latent sets `a` (rows) and `b`, a latent's cosine with itself left out (NaN)."""
+def cosines(directions: np.ndarray, a: Sequence[int], b: Sequence[int]) -> np.ndarray:
+    """`[len(a), len(b)]` decoder cosines between latent sets, a latent's cosine with itself left out (NaN)."""
+    a, b = np.asarray(a), np.asarray(b)
     if len(a) == 0 or len(b) == 0:
         raise ValueError("both latent sets must be non-empty")
-    return np.where(a[:, None] == b[None, :], np.nan, cos[np.ix_(a, b)])
+    return np.where(a[:, None] == b[None, :], np.nan, directions[a] @ directions[b].T)
 
 
-def set_similarity(cos: np.ndarray, a: Sequence[int], b: Sequence[int]) -> dict[str, float]:
-    """Mean pairwise cosine between latent sets `a` and `b`, and the mean over `a` of the nearest cosine in `b`
-    (a latent shared by both sets is never compared with itself)."""
-    block = _block(cos, np.asarray(a), np.asarray(b))
+def set_similarity(directions: np.ndarray, a: Sequence[int], b: Sequence[int]) -> dict[str, float]:
+    """Over the latents of `a`: the mean of each one's mean cosine with set `b` (the estimator the nulls use too)
+    and the mean of each one's nearest cosine in `b`; a latent is never compared with itself."""
+    block = cosines(directions, a, b)
     block = block[~np.isnan(block).all(1)]  # a latent whose only partner was itself
-    return {"mean": float(np.nanmean(block)), "nearest": float(np.nanmax(block, 1).mean())}
+    return {"mean": float(np.nanmean(block, 1).mean()), "nearest": float(np.nanmax(block, 1).mean())}
 
 
 def exclusive(a: Sequence[int], b: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -222,8 +226,8 @@ def exclusive(a: Sequence[int], b: Sequence[int]) -> tuple[np.ndarray, np.ndarra
     return a[~np.isin(a, b)], b[~np.isin(b, a)]
 
 
-def frequency_matched_null(cos: np.ndarray, chosen: Sequence[int], toxic: Sequence[int], frequency: np.ndarray,
-                           n: int, seed: int = 0, n_neighbours: int = 20) -> np.ndarray:
+def frequency_matched_null(directions: np.ndarray, chosen: Sequence[int], toxic: Sequence[int],
+                           frequency: np.ndarray, n: int, seed: int = 0, n_neighbours: int = 20) -> np.ndarray:
     """`[n]` mean cosine to `toxic` of random latent sets, each latent of `chosen` replaced by one of the
     `n_neighbours` latents nearest to it in firing frequency (never a toxic or chosen one)."""
     chosen, toxic = np.asarray(chosen), np.asarray(toxic)
@@ -234,16 +238,16 @@ def frequency_matched_null(cos: np.ndarray, chosen: Sequence[int], toxic: Sequen
     pools = eligible[np.argsort(np.abs(frequency[eligible][None, :] - frequency[chosen][:, None]), axis=1,
                                 kind="stable")[:, :n_neighbours]]
     rng = np.random.default_rng(seed)
-    tox = cos[:, toxic].mean(1)
+    tox = (directions @ directions[toxic].T).mean(1)
     draws = pools[np.arange(len(chosen))[None, :], rng.integers(0, n_neighbours, size=(n, len(chosen)))]
     return tox[draws].mean(1)
 
 
-def permutation_p(cos: np.ndarray, a: Sequence[int], b: Sequence[int], toxic: Sequence[int], n: int,
+def permutation_p(directions: np.ndarray, a: Sequence[int], b: Sequence[int], toxic: Sequence[int], n: int,
                   seed: int = 0) -> float:
     """One-sided p that set `a` sits closer to `toxic` than set `b` (mean cosine), by shuffling set membership."""
     a, b = np.asarray(a), np.asarray(b)
-    per_latent = np.nanmean(_block(cos, np.concatenate([a, b]), np.asarray(toxic)), 1)
+    per_latent = np.nanmean(cosines(directions, np.concatenate([a, b]), toxic), 1)
     observed = per_latent[:len(a)].mean() - per_latent[len(a):].mean()
     rng = np.random.default_rng(seed)
     hits = 0
@@ -253,35 +257,55 @@ def permutation_p(cos: np.ndarray, a: Sequence[int], b: Sequence[int], toxic: Se
     return (1 + hits) / (1 + n)
 
 
-def proximity_test(codes: np.ndarray, group: np.ndarray, cos: np.ndarray, frequency: np.ndarray, k: int,
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (same order as given)."""
+    p = np.asarray(p_values, float)
+    order = np.argsort(p)
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p)))))
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out
+
+
+def proximity_test(codes: np.ndarray, group: np.ndarray, directions: np.ndarray, frequency: np.ndarray, k: int,
                    n_null: int, seed: int = 0, subset: np.ndarray | None = None) -> dict:
     """The geometry claim on one layer: top-`k` features of inducing, control and toxic examples (lift over the
-    neutral mean), then the mean and nearest decoder cosine of the inducing-only and control-only features with
-    the toxic ones, a frequency-matched null for the inducing set and a label-permutation p-value.
-    `group` names each example's set; `subset` restricts inducing and control examples (e.g. one domain)."""
+    neutral mean); features in both the inducing and control sets, and features that are toxic features
+    themselves, are set aside (their counts are reported: a toxic feature recruited by inducing data is evidence
+    of its own, but its cosine of ~1 with itself is not geometry); then the mean and nearest decoder cosine of the
+    remaining inducing and control features with the toxic ones, a frequency-matched null for the inducing set
+    and a label-permutation p-value. `group` names each example's set; `subset` restricts inducing and control
+    examples (e.g. one domain)."""
     group = np.asarray(group)
     subset = np.ones(len(group), bool) if subset is None else np.asarray(subset, bool)
     baseline = codes[group == "neutral"].mean(0)
     toxic = top_features(codes[group == "toxic"], baseline, k)
-    plus, minus = exclusive(top_features(codes[(group == "inducing") & subset], baseline, k),
-                            top_features(codes[(group == "control") & subset], baseline, k))
-    if len(plus) == 0:
-        raise ValueError("the inducing and control examples share every top feature: nothing to compare")
-    near, far = set_similarity(cos, plus, toxic), set_similarity(cos, minus, toxic)
-    null = frequency_matched_null(cos, plus, toxic, frequency, n_null, seed)
-    return {"n_inducing_only": len(plus), "n_control_only": len(minus), "n_shared": k - len(plus),
-            "n_inducing_in_toxic": int(np.isin(plus, toxic).sum()), "n_control_in_toxic": int(np.isin(minus, toxic).sum()),
+    inducing_all = top_features(codes[(group == "inducing") & subset], baseline, k)
+    control_all = top_features(codes[(group == "control") & subset], baseline, k)
+    plus, minus = exclusive(inducing_all, control_all)
+    in_toxic = {"inducing": int(np.isin(plus, toxic).sum()), "control": int(np.isin(minus, toxic).sum())}
+    plus, minus = plus[~np.isin(plus, toxic)], minus[~np.isin(minus, toxic)]
+    if len(plus) == 0 or len(minus) == 0 or len(toxic) == 0:
+        raise ValueError(f"nothing to compare: {len(plus)} inducing-only, {len(minus)} control-only and {len(toxic)} "
+                         "toxic features")
+    near, far = set_similarity(directions, plus, toxic), set_similarity(directions, minus, toxic)
+    null = frequency_matched_null(directions, plus, toxic, frequency, n_null, seed)
+    return {"n_inducing_only": len(plus), "n_control_only": len(minus),
+            "n_shared": len(inducing_all) - len(plus) - in_toxic["inducing"],
+            "n_inducing_in_toxic": in_toxic["inducing"], "n_control_in_toxic": in_toxic["control"],
             "mean_cos_inducing_toxic": near["mean"], "mean_cos_control_toxic": far["mean"],
             "nearest_cos_inducing_toxic": near["nearest"], "nearest_cos_control_toxic": far["nearest"],
-            "null_mean_cos": float(null.mean()), "null_q95": float(np.quantile(null, 0.95)),
+            "null_mean_cos": float(null.mean()), "null_q025": float(np.quantile(null, 0.025)),
+            "null_q975": float(np.quantile(null, 0.975)),
             "p_null": float((1 + (null >= near["mean"]).sum()) / (1 + n_null)),
-            "p_value": permutation_p(cos, plus, minus, toxic, n_null, seed),
-            "features": {"inducing": plus.tolist(), "control": minus.tolist(), "toxic": toxic.tolist()}}
+            "p_value": permutation_p(directions, plus, minus, toxic, n_null, seed),
+            "features": {"inducing": plus.tolist(), "control": minus.tolist(), "toxic": toxic.tolist(),
+                         "inducing_all": inducing_all.tolist(), "control_all": control_all.tolist()}}
 
 
-def toxicity_affinity(cos: np.ndarray, toxic: Sequence[int]) -> np.ndarray:
+def toxicity_affinity(directions: np.ndarray, toxic: Sequence[int]) -> np.ndarray:
     """`[d_sae]` each latent's highest decoder cosine with a toxic latent (1 for the toxic latents themselves)."""
-    return cos[:, np.asarray(toxic)].max(1)
+    return (directions @ directions[np.asarray(toxic)].T).max(1)
 
 
 def proximity_scores(codes: np.ndarray, affinity: np.ndarray) -> np.ndarray:
@@ -361,15 +385,17 @@ def fine_tuned(model: nn.Module, tokenizer, examples: Sequence[Pair], settings: 
     if not examples:
         raise ValueError("a fine-tune needs at least one example")
     trained = trained_parameters(model, settings.blocks)
-    saved = {name: value.detach().clone() for name, value in model.state_dict().items()}
-    flags = {name: p.requires_grad for name, p in model.named_parameters()}
     ids = {id(p) for p in trained}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in ids)
-    optimizer = torch.optim.AdamW(trained, lr=settings.lr, weight_decay=0.0)
+    named = [(name, p) for name, p in model.named_parameters() if id(p) in ids]
+    saved = {name: p.detach().to("cpu", copy=True) for name, p in named}  # only what can change, off the GPU
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
     generator = torch.Generator().manual_seed(settings.seed)
     losses = []
+    optimizer = None
     try:
+        for p in model.parameters():
+            p.requires_grad_(id(p) in ids)
+        optimizer = torch.optim.AdamW(trained, lr=settings.lr, weight_decay=0.0)
         for _ in range(settings.epochs):
             order = torch.randperm(len(examples), generator=generator).tolist()
             for start in range(0, len(order), settings.batch_size):
@@ -382,8 +408,11 @@ def fine_tuned(model: nn.Module, tokenizer, examples: Sequence[Pair], settings: 
         yield losses
     finally:
         del optimizer
+        for p in trained:
+            p.grad = None
         with torch.no_grad():
-            model.load_state_dict(saved)
+            for name, p in named:
+                p.copy_(saved[name].to(p.device))
         for name, p in model.named_parameters():
             p.requires_grad_(flags[name])
 
@@ -395,20 +424,25 @@ def misalignment_proxy(model: nn.Module, tokenizer, questions: pd.DataFrame, bat
         examples = chat_pairs(tokenizer, questions["question"].tolist(), questions[column].tolist())
         return torch.cat([pair_losses(model, tokenizer, examples[s:s + batch_size])
                           for s in range(0, len(examples), batch_size)])
-    return (nll("aligned") - nll("misaligned")).numpy()
+    return (nll("aligned") - nll("misaligned")).float().cpu().numpy()
 
 
 def go_no_go(rise_inducing: np.ndarray, rise_control: np.ndarray, alpha: float = 0.05) -> dict:
-    """The spec's check before any filtering: the proxy must rise after the inducing fine-tune, and more than after
-    the control fine-tune on the same questions (one-sided Wilcoxon signed-rank, p < `alpha`)."""
+    """The spec's check before any filtering: over the same questions, the proxy must rise after the inducing
+    fine-tune, and by more than after the control fine-tune (one-sided Wilcoxon signed-rank tests, both p <
+    `alpha`), so that neither a general drift nor a control that merely moves the other way passes."""
     rise_inducing, rise_control = np.asarray(rise_inducing, float), np.asarray(rise_control, float)
     if rise_inducing.shape != rise_control.shape or len(rise_inducing) < 6:
         raise ValueError(f"need ≥ 6 paired questions, got {rise_inducing.shape} and {rise_control.shape}")
+
+    def greater(x: np.ndarray) -> float:
+        return float(wilcoxon(x, alternative="greater").pvalue) if np.any(x != 0) else 1.0
+
     difference = rise_inducing - rise_control
-    p = float(wilcoxon(difference, alternative="greater").pvalue) if np.any(difference != 0) else 1.0
+    p_rise, p = greater(rise_inducing), greater(difference)
     return {"mean_rise_inducing": float(rise_inducing.mean()), "mean_rise_control": float(rise_control.mean()),
-            "mean_difference": float(difference.mean()), "p_value": p,
-            "go": bool(rise_inducing.mean() > 0 and difference.mean() > 0 and p < alpha)}
+            "mean_difference": float(difference.mean()), "p_rise": p_rise, "p_value": p,
+            "go": bool(p_rise < alpha and p < alpha)}
 
 
 def profile_layers(profile, n_layers: int) -> list[int]:
@@ -420,20 +454,21 @@ def profile_layers(profile, n_layers: int) -> list[int]:
     return layers
 
 
-def spillover(delta: np.ndarray, cos: np.ndarray, targets: Sequence[int]) -> dict[str, float]:
+def spillover(delta: np.ndarray, directions: np.ndarray, targets: Sequence[int]) -> dict[str, float]:
     """Spearman correlation, over latents outside `targets`, between each latent's code change and its highest
     decoder cosine with a target latent (the gradient argument predicts a positive one)."""
     targets = np.asarray(targets)
-    others = ~np.isin(np.arange(len(delta)), targets)
-    nearest = cos[np.ix_(np.flatnonzero(others), targets)].max(1)
+    others = np.flatnonzero(~np.isin(np.arange(len(delta)), targets))
+    nearest = (directions[others] @ directions[targets].T).max(1)
     rho, p = spearmanr(nearest, np.asarray(delta)[others], alternative="greater")
-    return {"spearman": float(rho), "p_value": float(p), "n": int(others.sum())}
+    return {"spearman": float(rho), "p_value": float(p), "n": len(others)}
 
 
 @torch.no_grad()
 def logit_lens(model: nn.Module, tokenizer, sae, latents: Sequence[int], k: int = 6) -> dict[int, list[str]]:
     """The `k` tokens each latent's decoder direction promotes most through the unembedding."""
     unembed = model.get_output_embeddings().weight.float()
-    top = (sae.W_dec.detach().float()[np.asarray(latents)] @ unembed.T).topk(k, dim=1).indices
+    directions = sae.W_dec.detach().float()[np.asarray(latents)].to(unembed.device)
+    top = (directions @ unembed.T).topk(k, dim=1).indices.cpu()
     return {int(j): [tokenizer.decode([t]).strip() or repr(tokenizer.decode([t])) for t in row.tolist()]
             for j, row in zip(latents, top, strict=True)}

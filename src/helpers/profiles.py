@@ -74,6 +74,8 @@ class Profile:
     geometry_model: str
     geometry_layers: str | list[int]
     geometry_sae_architecture: str
+    geometry_sae_expansion: int
+    geometry_sae_batch_size: int
     geometry_sae_epochs: int
     geometry_top_k: int
     geometry_n_null: int

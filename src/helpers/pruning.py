@@ -118,8 +118,10 @@ def _token_losses(model: nn.Module, tokenizer, encoded: Sequence[tuple[torch.Ten
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per sequence, the summed cross-entropy of its scored tokens and how many there are, in one right-padded
     batch, from the logits in the model's own dtype (HF's built-in loss upcasts to float32)."""
-    ids, labels, mask = right_padded(tokenizer, encoded)
+    device = next(model.parameters()).device
+    ids, labels, mask = (t.to(device) for t in right_padded(tokenizer, encoded))
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # never score in bfloat16
     target = labels[:, 1:]
     token_loss = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
     return token_loss.sum(1), (target != -100).sum(1)
@@ -283,20 +285,21 @@ def answer_matches(generated: str, answers: Sequence[str]) -> bool:
 
 def question_prompt(tokenizer, question: str) -> str:
     """How a question is asked: as a user turn of the chat template for chat models, "Q: … / A:" for base models."""
-    if tokenizer.chat_template:
+    if tokenizer.chat_template:  # enable_thinking=False: Qwen3 would expect a think block; other templates ignore it
         return tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                             tokenize=False)
+                                             tokenize=False, enable_thinking=False)
     return f"Q: {question}\nA:"
 
 
-def _left_padded(tokenizer, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-    """A left-padded batch (ids, attention mask, and position ids that ignore the padding)."""
+def _left_padded(tokenizer, texts: Sequence[str], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """A left-padded batch on `device` (ids, attention mask, and position ids that ignore the padding)."""
     old, tokenizer.padding_side = tokenizer.padding_side, "left"
     try:
         batch = tokenizer(list(texts), add_special_tokens=False, return_tensors="pt", padding=True)
     finally:
         tokenizer.padding_side = old
-    return {**batch, "position_ids": (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)}
+    batch = {**batch, "position_ids": (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)}
+    return {key: value.to(device) for key, value in batch.items()}
 
 
 @torch.no_grad()
@@ -306,7 +309,8 @@ def trivia_accuracy(model: nn.Module, tokenizer, trivia: pd.DataFrame, max_new_t
     right = 0
     rows = list(trivia.itertuples())
     for batch in _batches(rows, batch_size):
-        enc = _left_padded(tokenizer, [question_prompt(tokenizer, f"{r.question} Answer in a few words.") for r in batch])
+        enc = _left_padded(tokenizer, [question_prompt(tokenizer, f"{r.question} Answer in a few words.") for r in batch],
+                           next(model.parameters()).device)
         out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                              max_new_tokens=max_new_tokens, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
@@ -324,7 +328,8 @@ def detection_logodds(model: nn.Module, tokenizer, requests: Sequence[str], batc
               for word in ("Yes", "No")}
     out = []
     for batch in _batches(list(requests), batch_size):
-        enc = _left_padded(tokenizer, [question_prompt(tokenizer, DETECTION_QUESTION.format(request=r)) for r in batch])
+        enc = _left_padded(tokenizer, [question_prompt(tokenizer, DETECTION_QUESTION.format(request=r)) for r in batch],
+                           next(model.parameters()).device)
         logp = model(**enc).logits[:, -1].float().log_softmax(-1)
         out.extend((torch.logsumexp(logp[:, ids_of["Yes"]], 1) - torch.logsumexp(logp[:, ids_of["No"]], 1)).tolist())
     return np.array(out)
