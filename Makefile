@@ -19,7 +19,7 @@ export MPLCONFIGDIR := $(HOMES)/matplotlib
 export HF_HOME := $(CURDIR)/cache/hf
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: env test book notebooks clean
+.PHONY: env test book bench notebooks clean
 
 env: $(VENV)/.installed
 
@@ -39,6 +39,11 @@ test: env
 book: env
 	$(PY) -m helpers.book --profile $(PROFILE)
 	$(PY) -m pytest tests/book -q
+
+# Measure speed as ratios against baselines in one run (results/bench.json) and refresh the README table; the
+# per-chapter costs come from the last `make book` of $(PROFILE).
+bench: env
+	$(PY) -m helpers.bench --profile $(PROFILE) --readme
 
 # Regenerate the paired .ipynb (outputs stripped) from the .py sources.
 notebooks: env

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from helpers.models import LoadedModel
 from helpers.paths import atomic_path, atomic_write_text, cache_dir
+from helpers.shards import Shard
 
 POOLINGS = ("mean", "mean_nosink", "last")
 FORMAT_VERSION = 1
@@ -158,11 +159,14 @@ def _forward_pooled(model: LoadedModel, batch: list[str], max_length: int,
 
 def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_length: int = 128,
             batch_size: int = 64, cache_dtype: str = "float32", chunk_size: int = 512,
-            progress: bool = True, layers: Sequence[int] | None = None) -> ActivationStore:
+            progress: bool = True, layers: Sequence[int] | None = None,
+            shard: Shard = Shard()) -> ActivationStore | None:
     """Extract every layer's pooled residuals for `texts`, resuming from finished chunks; return the store.
 
     Texts are sorted by token length so batches carry little padding; chunks of `chunk_size` texts are written
-    atomically as they finish, then merged into one file per layer and a manifest (written last).
+    atomically as they finish, then merged into one file per layer and a manifest (written last). With a
+    `shard` i/n (n > 1), only every n-th chunk is computed and nothing is merged (returns None): run the shards,
+    then one unsharded call, which finds their chunks and only merges.
     """
     if not texts:
         raise ValueError("the list of texts is empty: nothing to extract")
@@ -185,6 +189,8 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
     for c in range(n_chunks):
         path = chunks_dir / f"chunk_{c:05d}.safetensors"
         rows = order[c * chunk_size:(c + 1) * chunk_size]
+        if not shard.owns(c):
+            continue
         if path.is_file() and _chunk_valid(path, len(layers)):
             bar.update(len(rows))
             continue
@@ -200,6 +206,8 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
         with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata={"seconds": f"{time.perf_counter() - start:.6f}"})
     bar.close()
+    if shard.count > 1:
+        return None  # map step only: one unsharded call afterwards merges (and computes any chunk still missing)
     return _merge_chunks(directory, model, model_name, texts, max_length, cache_dtype, n_chunks, layers)
 
 

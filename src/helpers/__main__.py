@@ -1,0 +1,91 @@
+"""Heavy stages as commands, so that a large profile can fan out over a cluster and fill the same cache the
+chapters read: `python -m helpers <stage> --profile P [--model M] [--layers 0,5,9] [--shard i/n]`.
+
+Stages: `extract` (pooled activations of the moral sample; a shard computes every n-th chunk of texts and one
+unsharded call afterwards merges them), `train-sae` (one SAE per layer; a shard trains every n-th layer) and
+`surgery` (chapter 10's fine-tuned SAE per layer, training the pre-trained one first if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from helpers.shards import Shard, parse_shard
+
+
+def parse_layers(text: str | None, n_layers: int) -> list[int] | None:
+    """`"0,5,9"` (or `"all"`, or None) as a layer list checked against the model's depth; None means all."""
+    if text is None or text == "all":
+        return None
+    try:
+        layers = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise ValueError(f"--layers must be comma-separated block numbers or 'all', got {text!r}") from None
+    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    if bad:
+        raise ValueError(f"--layers {bad} out of range 0..{n_layers - 1}")
+    return layers
+
+
+def extract(profile, models: Sequence[str], layers: str | None, shard: Shard) -> None:
+    """Pooled activations of the profile's moral sample (what chapters 02–07 read) for each model."""
+    from helpers import activations
+    from helpers.data import profile_moral_data
+    from helpers.models import load_model
+
+    texts = activations.prompts(profile_moral_data(profile).actions, profile.template)
+    for name in models:
+        model = load_model(name, dtype=profile.dtype, device=profile.device)
+        chosen = parse_layers(layers, model.n_layers)
+        store = activations.extract(model, name, texts, max_length=profile.max_length, batch_size=profile.batch_size,
+                                    cache_dtype=profile.cache_dtype, layers=chosen, shard=shard)
+        print(f"{name}: " + (f"complete, {store.directory}" if store else f"shard {shard.index}/{shard.count} done"))
+
+
+def train_sae(profile, layers: str | None, shard: Shard, surgery: bool = False) -> None:
+    """The profile's SAEs (chapter 08's cache), or with `surgery` their fine-tuned versions (chapter 10's):
+    this shard's share of the layers."""
+    from helpers import sae
+    from helpers import surgery as surgery_module
+    from helpers.data import profile_moral_data, sae_splits
+
+    corpus = sae.profile_corpus(profile, sae_splits(profile_moral_data(profile).cleaned, seed=profile.sample_seed))
+    chosen = parse_layers(layers, corpus.model.n_layers) or sae.sae_layers(profile, corpus.model.n_layers)
+    settings = sae.settings_from_profile(profile)
+    for layer in shard.pick(chosen):
+        if surgery:
+            tuned, sets = surgery_module.ensure_surgery(corpus, layer, settings,
+                                                        surgery_module.settings_from_profile(profile),
+                                                        profile.sae_identify_split)
+            print(f"layer {layer}: surgery on {len(sets.tuned)} latents done")
+        else:
+            trained = sae.ensure_sae(corpus, layer, settings)
+            print(f"layer {layer}: {trained.sae.cfg.d_sae} latents, {sae.sae_dir(corpus, layer, settings)}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line and run one stage."""
+    from helpers.profiles import load_profile
+
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.split("\n")[0])
+    parser.add_argument("stage", choices=("extract", "train-sae", "surgery"))
+    parser.add_argument("--profile", default="ci")
+    parser.add_argument("--model", action="append", help="a model of the profile (repeatable; default: all)")
+    parser.add_argument("--layers", help="comma-separated blocks, or 'all' (default: the stage's own)")
+    parser.add_argument("--shard", default="0/1", help="i/n: this process's share of the work")
+    args = parser.parse_args(argv)
+    profile = load_profile(args.profile)
+    shard = parse_shard(args.shard)
+    if args.stage == "extract":
+        unknown = sorted(set(args.model or []) - set(profile.models))
+        if unknown:
+            raise ValueError(f"--model {unknown} not in profile {profile.name}'s models {profile.models}")
+        extract(profile, args.model or profile.models, args.layers, shard)
+    else:
+        train_sae(profile, args.layers, shard, surgery=args.stage == "surgery")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

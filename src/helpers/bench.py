@@ -1,0 +1,282 @@
+"""Measured speed: every figure is a ratio of this book's code to a baseline, timed in one run on the same inputs
+(absolute times on shared machines are noisy; ratios much less so).
+
+Usage: `python -m helpers.bench --profile ci [--readme]` (what `make bench` runs) writes `results/bench.json`
+and `results/bench.md`, and with `--readme` puts the table between the bench markers of `README.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from helpers.paths import atomic_write_text, project_root, results_dir
+
+README_MARKERS = ("<!-- bench:start -->", "<!-- bench:end -->")
+PAPER_BATCH, PAPER_PAD = 8, 128  # the paper's extraction: batch 8, every text padded to 128 tokens
+
+
+def ratio(ours_per_s: float, baseline_per_s: float, n: int) -> dict[str, float]:
+    """One bench figure: ours / baseline throughput, both throughputs and how many items each timing covered."""
+    if ours_per_s <= 0 or baseline_per_s <= 0:
+        raise ValueError(f"throughputs must be positive, got {ours_per_s} and {baseline_per_s}")
+    return {"ratio": ours_per_s / baseline_per_s, "ours_per_s": ours_per_s, "baseline_per_s": baseline_per_s, "n": n}
+
+
+def best_rate(run: Callable[[], int], repeats: int) -> float:
+    """Items per second of `run` (which returns how many items it processed), the best of `repeats` timings."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        items = run()
+        rates.append(items / (time.perf_counter() - start))
+    return max(rates)
+
+
+def _batches(items: Sequence, size: int) -> list[Sequence]:
+    """Consecutive slices of at most `size` items."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+@torch.no_grad()
+def paper_style_pooled(model, batch: Sequence[str], layers: Sequence[int]) -> dict[str, torch.Tensor]:
+    """The paper's extraction of one batch: padded to a fixed 128 tokens, a full forward with
+    `output_hidden_states`, then the mean over real tokens of each requested block's output."""
+    enc = model.tokenizer(list(batch), return_tensors="pt", padding="max_length", truncation=True,
+                          max_length=PAPER_PAD)
+    hidden = model.bridge.original_model(**enc, output_hidden_states=True).hidden_states
+    weights = enc["attention_mask"].float()[..., None]
+    return {f"mean.{layer}": (hidden[layer + 1] * weights).sum(1) / weights.sum(1) for layer in layers}
+
+
+@torch.no_grad()
+def plain_forward(model, batch: Sequence[str], max_length: int) -> None:
+    """One plain HF forward of the decoder body over a dynamically padded batch (no hooks, no pooling)."""
+    enc = model.tokenizer(list(batch), return_tensors="pt", padding=True, padding_side="left", truncation=True,
+                          max_length=max_length)
+    model.bridge.original_model.base_model(**enc)
+
+
+def bench_extraction(model, texts: Sequence[str], layers: Sequence[int], batch_size: int, max_length: int,
+                     repeats: int = 2) -> dict[str, dict]:
+    """Texts per second of the book's extraction (length-sorted batches, hooks on the layers, both poolings, no
+    unembedding) vs the paper's recipe and vs a plain forward over the book's own batches."""
+    from helpers.activations import _forward_pooled
+
+    lengths = [len(i) for i in model.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
+    ordered = [texts[i] for i in np.argsort(lengths, kind="stable")]
+    ours = _batches(ordered, batch_size)
+
+    def run_ours() -> int:
+        for batch in ours:
+            _forward_pooled(model, list(batch), max_length, layers)
+        return len(texts)
+
+    def run_paper() -> int:
+        for batch in _batches(list(texts), PAPER_BATCH):
+            paper_style_pooled(model, batch, layers)
+        return len(texts)
+
+    def run_plain() -> int:
+        for batch in ours:
+            plain_forward(model, batch, max_length)
+        return len(texts)
+
+    run_ours()  # warm-up: first-call allocations and kernel selection
+    rates = {name: best_rate(run, repeats) for name, run in
+             (("ours", run_ours), ("paper", run_paper), ("plain", run_plain))}
+    return {"extract_vs_paper_style": ratio(rates["ours"], rates["paper"], len(texts)),
+            "extract_vs_plain_forward": ratio(rates["ours"], rates["plain"], len(texts))}
+
+
+def plain_sae(x: torch.Tensor, d_sae: int, batch_size: int, steps: int, lr: float, l1: float,
+              seed: int = 0) -> dict[str, torch.Tensor]:
+    """The baseline: a hand-written ReLU + L1 SAE loop in plain PyTorch (Adam, unit-norm decoder each step);
+    returns the trained `w_enc`, `b_enc`, `w_dec`, `b_dec`."""
+    generator = torch.Generator().manual_seed(seed)
+    d_in = x.shape[1]
+    w_enc = (torch.randn(d_in, d_sae, generator=generator) / d_in ** 0.5).requires_grad_()
+    w_dec = w_enc.detach().T.clone().requires_grad_()
+    b_enc = torch.zeros(d_sae, requires_grad=True)
+    b_dec = torch.zeros(d_in, requires_grad=True)
+    optimizer = torch.optim.Adam([w_enc, w_dec, b_enc, b_dec], lr=lr)
+    for step in range(steps):
+        batch = x[(step * batch_size) % (len(x) - batch_size):][:batch_size]
+        z = torch.relu((batch - b_dec) @ w_enc + b_enc)
+        loss = ((z @ w_dec + b_dec - batch) ** 2).mean() + l1 * (z * w_dec.norm(dim=1)).sum(1).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            w_dec /= w_dec.norm(dim=1, keepdim=True)
+    return {"w_enc": w_enc.detach(), "b_enc": b_enc.detach(), "w_dec": w_dec.detach(), "b_dec": b_dec.detach()}
+
+
+def _sae_worker(kind: str, n: int, d_in: int, expansion: int, batch_size: int, epochs: int, seed: int
+                ) -> tuple[float, float]:
+    """In a fresh process: steps per second of one SAE trainer on seeded Gaussian data, and the process's peak RSS
+    in MB (so each trainer's memory is measured alone)."""
+    from helpers import sae
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    x = torch.randn(n, d_in, generator=torch.Generator().manual_seed(seed))
+    steps = epochs * (n // batch_size)
+    start = time.perf_counter()
+    if kind == "ours":
+        settings = sae.SAESettings(expansion=expansion, target_l0=32, l1_init=3.0, lr=1e-3, batch_size=batch_size,
+                                   epochs=epochs, warmup_epochs=0, seed=seed)
+        trained = sae.train_sae(x.numpy(), settings)
+        seconds = trained.train_seconds
+    else:
+        plain_sae(x, expansion * d_in, batch_size, steps, 1e-3, 1e-3, seed)
+        seconds = time.perf_counter() - start
+    return steps / seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_sae(n: int, d_in: int, expansion: int, batch_size: int, epochs: int, seed: int = 0) -> dict[str, dict]:
+    """SAE training steps per second of the book's trainer (sae-lens) vs the plain loop, each in its own process,
+    with both processes' peak memory."""
+    context = multiprocessing.get_context("spawn")
+    results = {}
+    for kind in ("ours", "plain"):
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            results[kind] = pool.submit(_sae_worker, kind, n, d_in, expansion, batch_size, epochs, seed).result()
+    figure = ratio(results["ours"][0], results["plain"][0], epochs * (n // batch_size))
+    return {"sae_vs_plain_loop": {**figure, "ours_peak_rss_mb": results["ours"][1],
+                                  "baseline_peak_rss_mb": results["plain"][1]}}
+
+
+def bench_generation(model, prompts: Sequence[str], layer: int, max_new_tokens: int, repeats: int = 2
+                     ) -> dict[str, dict]:
+    """Generated tokens per second with a steering hook (activation addition at `layer`) vs without, same
+    prompts, decoding and seeds."""
+    from helpers import steering
+
+    texts = steering.chat_texts(model, prompts)
+    decoding = steering.Decoding(max_new_tokens=max_new_tokens)
+    vector = torch.randn(model.d_model, generator=torch.Generator().manual_seed(0))
+    edit = steering.vector_edit(vector / vector.norm(), 1.0)
+
+    def tokens(outputs: list[str]) -> int:
+        return sum(len(ids) for ids in model.tokenizer(outputs, add_special_tokens=False)["input_ids"])
+
+    def run_steered() -> int:
+        return tokens(steering.generate(model, texts, decoding, layer=layer, edit=edit))
+
+    def run_plain() -> int:
+        return tokens(steering.generate(model, texts, decoding))
+
+    run_plain()
+    rates = {"steered": best_rate(run_steered, repeats), "plain": best_rate(run_plain, repeats)}
+    return {"steered_vs_unsteered_generation": ratio(rates["steered"], rates["plain"], len(texts) * max_new_tokens)}
+
+
+def chapter_costs(profile: str) -> dict[str, dict[str, float]]:
+    """Wall time and peak RSS of each chapter of the last `make book` of a profile, from the ledgers' meta."""
+    costs = {}
+    for path in sorted(results_dir(profile).glob("*.json")):
+        meta = json.loads(path.read_text()).get("meta", {})
+        if "seconds" in meta:
+            costs[path.stem] = {"seconds": meta["seconds"], "peak_rss_mb": meta.get("peak_rss_mb")}
+    return costs
+
+
+TARGETS = {"extract_vs_paper_style": 3.0, "extract_vs_plain_forward": 0.9, "sae_vs_plain_loop": 1.0,
+           "steered_vs_unsteered_generation": 0.9}
+
+
+def markdown(bench: dict) -> str:
+    """The README table: each ratio against its target, then the chapters' cost."""
+    lines = [f"Measured {bench['date']} on {bench['machine']} ({bench['profile']} inputs).", "",
+             "| measure | ours / s | baseline / s | ratio | target | met |", "|---|---|---|---|---|---|"]
+    for key, target in TARGETS.items():
+        figure = bench[key]
+        lines.append(f"| {key} | {figure['ours_per_s']:.1f} | {figure['baseline_per_s']:.1f} | "
+                     f"{figure['ratio']:.2f} | ≥ {target} | {'yes' if figure['ratio'] >= target else 'no'} |")
+    if bench["chapters"]:
+        lines += ["", f"| chapter (`make book`, {bench['profile']}) | seconds | peak RSS (MB) |", "|---|---|---|"]
+        lines += [f"| {name} | {cost['seconds']:.0f} | {cost['peak_rss_mb']:.0f} |"
+                  for name, cost in bench["chapters"].items()]
+    else:
+        lines += ["", f"(No chapter costs: run `make book PROFILE={bench['profile']}` before `make bench`.)"]
+    return "\n".join(lines) + "\n"
+
+
+def replace_between_markers(text: str, table: str) -> str:
+    """`text` with everything between the bench markers replaced by `table`; an error if a marker is missing."""
+    start, end = README_MARKERS
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"README.md must hold the markers {start} and {end} once each, in that order")
+    return text[:text.index(start) + len(start)] + "\n" + table + text[text.index(end):]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchSizes:
+    """How much each measurement processes (small enough for `make bench` to finish in minutes on a laptop)."""
+
+    n_texts: int = 192
+    sae_rows: int = 16384
+    sae_epochs: int = 3
+    n_prompts: int = 16
+    max_new_tokens: int = 32
+
+
+def run(profile_name: str, sizes: BenchSizes = BenchSizes()) -> dict:
+    """Every measurement on the profile's SAE model and data; the `results/bench.json` content."""
+    from helpers.models import load_model
+    from helpers.profiles import load_profile
+
+    profile = load_profile(profile_name)
+    model = load_model(profile.sae_model, dtype=profile.dtype, device=profile.device)
+    texts = bench_texts(profile, sizes.n_texts)
+    layers = list(range(model.n_layers))
+    bench = {"date": time.strftime("%Y-%m-%d"), "profile": profile.name,
+             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+             "sizes": dataclasses.asdict(sizes)}
+    bench |= bench_extraction(model, texts, layers, profile.batch_size, profile.max_length)
+    bench |= bench_sae(sizes.sae_rows, model.d_model, profile.sae_expansion, profile.sae_batch_size, sizes.sae_epochs)
+    bench |= bench_generation(model, texts[:sizes.n_prompts], model.n_layers // 2, sizes.max_new_tokens)
+    bench["chapters"] = chapter_costs(profile.name)
+    return bench
+
+
+def bench_texts(profile, n: int) -> list[str]:
+    """The first `n` probing prompts of the profile's moral-action sample (what chapter 02 extracts)."""
+    from helpers import activations
+    from helpers.data import profile_moral_data
+
+    return activations.prompts(profile_moral_data(profile).actions[:n], profile.template)
+
+
+def main() -> None:
+    """Command line: measure, write results/bench.json and bench.md, optionally update the README table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="ci")
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md between its markers")
+    args = parser.parse_args()
+    bench = run(args.profile)
+    out = results_dir(args.profile).parent
+    atomic_write_text(out / "bench.json", json.dumps(bench, indent=1) + "\n")
+    table = markdown(bench)
+    atomic_write_text(out / "bench.md", table)
+    print(table)
+    if args.readme:
+        readme = project_root() / "README.md"
+        atomic_write_text(readme, replace_between_markers(readme.read_text(), table))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Sharded stages: shard arithmetic, command-line errors, and two extraction shards plus a merge giving the very
+cache a single run gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import activations
+from helpers.__main__ import main, parse_layers
+from helpers.shards import Shard, parse_shard
+
+
+def test_shards_split_work_round_robin_without_overlap():
+    shards = [Shard(i, 3) for i in range(3)]
+    picks = [s.pick(list(range(10))) for s in shards]
+    assert picks[0] == [0, 3, 6, 9] and sorted(sum(picks, [])) == list(range(10))
+    assert parse_shard("2/4") == Shard(2, 4)
+    for bad in ("4/4", "-1/2", "1/0"):
+        with pytest.raises(ValueError, match="--shard must be i/n"):
+            parse_shard(bad)
+    with pytest.raises(ValueError, match="--shard must look like i/n"):
+        parse_shard("half")
+
+
+def test_layers_option_is_checked():
+    assert parse_layers("5,1,5", 30) == [1, 5] and parse_layers("all", 30) is None and parse_layers(None, 30) is None
+    with pytest.raises(ValueError, match=r"--layers \[30\] out of range 0..29"):
+        parse_layers("2,30", 30)
+    with pytest.raises(ValueError, match="comma-separated"):
+        parse_layers("2-4", 30)
+
+
+def test_command_line_rejects_unknown_models_and_bad_shards():
+    with pytest.raises(ValueError, match="not in profile ci's models"):
+        main(["extract", "--profile", "ci", "--model", "gpt-9"])
+    with pytest.raises(ValueError, match="--shard"):
+        main(["extract", "--profile", "ci", "--shard", "3/2"])
+
+
+def test_two_shards_then_a_merge_equal_one_run(tiny_model, tmp_path, monkeypatch):
+    texts = [f"Action number {i} {'and more ' * (i % 7)}is morally" for i in range(150)]
+    kwargs = {"max_length": 32, "batch_size": 16, "chunk_size": 40, "progress": False, "layers": [0, 1]}
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "single"))
+    single = activations.extract(tiny_model, "tiny", texts, **kwargs)
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "sharded"))
+    assert activations.extract(tiny_model, "tiny", texts, shard=Shard(0, 2), **kwargs) is None
+    assert activations.extract(tiny_model, "tiny", texts, shard=Shard(1, 2), **kwargs) is None
+
+    def no_forward(*args, **kw):
+        raise AssertionError("the merge recomputed a chunk a shard had finished")
+
+    monkeypatch.setattr(activations, "_forward_pooled", no_forward)
+    merged = activations.extract(tiny_model, "tiny", texts, **kwargs)
+    assert merged.manifest["layers"] == single.manifest["layers"] == [0, 1]
+    for layer in (0, 1):
+        for pooling in activations.POOLINGS:
+            np.testing.assert_array_equal(merged.load(layer, pooling), single.load(layer, pooling))
