@@ -98,8 +98,12 @@ def read_jsonl(path: str | os.PathLike[str], error: type[Exception] = ValueError
     or a file without records, raises `error` naming the file and line (callers check their own fields)."""
     path = Path(path)
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as failure:
+                raise error(f"{path}:{line_no}: not valid UTF-8 (byte {failure.start} of the line)") from None
             if not line.strip():
                 continue
             try:

@@ -105,3 +105,42 @@ def test_geometry_chapter_keeps_its_ledger_contract(root, profile):
     assert {"base", "finetuned_full", "finetuned_geometry_filtered", "finetuned_random_filtered"} <= set(proxy)
     filtered = (proxy["finetuned_geometry_filtered"], proxy["finetuned_random_filtered"])
     assert all(v is not None for v in filtered) if metrics["go"] else all(v is None for v in filtered)
+
+
+def test_internal_links_and_anchors_resolve(html):
+    """Every relative link of every built page points to an existing file, and every #anchor to an id there."""
+    from html.parser import HTMLParser
+    from urllib.parse import unquote, urlsplit
+
+    class Page(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.links, self.ids = [], set()
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if attrs.get("id"):
+                self.ids.add(attrs["id"])
+            if tag == "a" and attrs.get("href"):
+                self.links.append(attrs["href"])
+
+    pages = {}
+    for path in html.rglob("*.html"):
+        if "_static" in path.parts or "_sources" in path.parts:
+            continue
+        parser = Page()
+        parser.feed(path.read_text(encoding="utf-8"))
+        pages[path.resolve()] = parser
+    broken = []
+    for path, parser in pages.items():
+        for href in parser.links:
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc or href.startswith(("mailto:", "javascript:")):
+                continue  # external: not checked offline
+            target = path if not parts.path else (path.parent / unquote(parts.path)).resolve()
+            if not target.exists():
+                broken.append(f"{path.relative_to(html.resolve())}: {href} (no such file)")
+            elif parts.fragment and target.suffix == ".html" and target in pages \
+                    and unquote(parts.fragment) not in pages[target].ids:
+                broken.append(f"{path.relative_to(html.resolve())}: {href} (no such anchor)")
+    assert not broken, f"{len(broken)} broken internal link(s):\n" + "\n".join(broken[:20])
