@@ -36,6 +36,8 @@ def test_command_line_rejects_unknown_models_and_bad_shards():
         main(["extract", "--profile", "ci", "--model", "gpt-9"])
     with pytest.raises(ValueError, match="--shard"):
         main(["extract", "--profile", "ci", "--shard", "3/2"])
+    with pytest.raises(ValueError, match="--model applies to extract only"):
+        main(["train-sae", "--profile", "ci", "--model", "smollm2-135m-instruct"])
 
 
 def test_two_shards_then_a_merge_equal_one_run(tiny_model, tmp_path, monkeypatch):

@@ -78,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     profile = load_profile(args.profile)
     shard = parse_shard(args.shard)
+    if args.stage != "extract" and args.model:
+        raise ValueError(f"--model applies to extract only; {args.stage} uses the profile's sae_model "
+                         f"({profile.sae_model})")
     if args.stage == "extract":
         unknown = sorted(set(args.model or []) - set(profile.models))
         if unknown:

@@ -14,8 +14,6 @@ import json
 import multiprocessing
 import os
 import platform
-import resource
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from helpers.ledger import peak_rss_mb
 from helpers.paths import atomic_write_text, project_root, results_dir
 
 README_MARKERS = ("<!-- bench:start -->", "<!-- bench:end -->")
@@ -52,28 +51,29 @@ def _batches(items: Sequence, size: int) -> list[Sequence]:
 
 
 @torch.no_grad()
-def paper_style_pooled(model, batch: Sequence[str], layers: Sequence[int]) -> dict[str, torch.Tensor]:
-    """The paper's extraction of one batch: padded to a fixed 128 tokens, a full forward with
-    `output_hidden_states`, then the mean over real tokens of each requested block's output."""
-    enc = model.tokenizer(list(batch), return_tensors="pt", padding="max_length", truncation=True,
-                          max_length=PAPER_PAD)
-    hidden = model.bridge.original_model(**enc, output_hidden_states=True).hidden_states
+def paper_style_pooled(hf, tokenizer, batch: Sequence[str], layers: Sequence[int]) -> dict[str, torch.Tensor]:
+    """The paper's extraction of one batch on a plain HF model: padded to a fixed 128 tokens, a full forward with
+    `output_hidden_states`, then the mean over real tokens of the requested hidden states (block `l`'s output is
+    entry `l + 1`; the last entry is after the final norm)."""
+    enc = tokenizer(list(batch), return_tensors="pt", padding="max_length", truncation=True, max_length=PAPER_PAD)
+    hidden = hf(**enc, output_hidden_states=True).hidden_states
     weights = enc["attention_mask"].float()[..., None]
     return {f"mean.{layer}": (hidden[layer + 1] * weights).sum(1) / weights.sum(1) for layer in layers}
 
 
 @torch.no_grad()
-def plain_forward(model, batch: Sequence[str], max_length: int) -> None:
-    """One plain HF forward of the decoder body over a dynamically padded batch (no hooks, no pooling)."""
-    enc = model.tokenizer(list(batch), return_tensors="pt", padding=True, padding_side="left", truncation=True,
-                          max_length=max_length)
-    model.bridge.original_model.base_model(**enc)
+def plain_forward(hf, tokenizer, batch: Sequence[str], max_length: int) -> None:
+    """One forward of a plain HF model's decoder body over a dynamically padded batch (no hooks, no pooling)."""
+    enc = tokenizer(list(batch), return_tensors="pt", padding=True, padding_side="left", truncation=True,
+                    max_length=max_length)
+    hf.base_model(**enc)
 
 
-def bench_extraction(model, texts: Sequence[str], layers: Sequence[int], batch_size: int, max_length: int,
+def bench_extraction(model, hf, texts: Sequence[str], layers: Sequence[int], batch_size: int, max_length: int,
                      repeats: int = 2) -> dict[str, dict]:
     """Texts per second of the book's extraction (length-sorted batches, hooks on the layers, both poolings, no
-    unembedding) vs the paper's recipe and vs a plain forward over the book's own batches."""
+    unembedding; `model` is the book's bridge) vs the paper's recipe and vs a plain forward over the book's own
+    batches, both on `hf`, an unwrapped HF copy of the same model (the bridge wraps its own copy in place)."""
     from helpers.activations import _forward_pooled
 
     lengths = [len(i) for i in model.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
@@ -87,12 +87,12 @@ def bench_extraction(model, texts: Sequence[str], layers: Sequence[int], batch_s
 
     def run_paper() -> int:
         for batch in _batches(list(texts), PAPER_BATCH):
-            paper_style_pooled(model, batch, layers)
+            paper_style_pooled(hf, model.tokenizer, batch, layers)
         return len(texts)
 
     def run_plain() -> int:
         for batch in ours:
-            plain_forward(model, batch, max_length)
+            plain_forward(hf, model.tokenizer, batch, max_length)
         return len(texts)
 
     run_ours()  # warm-up: first-call allocations and kernel selection
@@ -103,9 +103,9 @@ def bench_extraction(model, texts: Sequence[str], layers: Sequence[int], batch_s
 
 
 def plain_sae(x: torch.Tensor, d_sae: int, batch_size: int, steps: int, lr: float, l1: float,
-              seed: int = 0) -> dict[str, torch.Tensor]:
-    """The baseline: a hand-written ReLU + L1 SAE loop in plain PyTorch (Adam, unit-norm decoder each step);
-    returns the trained `w_enc`, `b_enc`, `w_dec`, `b_dec`."""
+              seed: int = 0, topk: int | None = None) -> dict[str, torch.Tensor]:
+    """The baseline: a hand-written SAE loop in plain PyTorch, ReLU + L1 (or TopK with `topk` set, no L1), Adam,
+    unit-norm decoder each step; returns the trained `w_enc`, `b_enc`, `w_dec`, `b_dec`."""
     generator = torch.Generator().manual_seed(seed)
     d_in = x.shape[1]
     w_enc = (torch.randn(d_in, d_sae, generator=generator) / d_in ** 0.5).requires_grad_()
@@ -114,9 +114,14 @@ def plain_sae(x: torch.Tensor, d_sae: int, batch_size: int, steps: int, lr: floa
     b_dec = torch.zeros(d_in, requires_grad=True)
     optimizer = torch.optim.Adam([w_enc, w_dec, b_enc, b_dec], lr=lr)
     for step in range(steps):
-        batch = x[(step * batch_size) % (len(x) - batch_size):][:batch_size]
+        batch = x[(step * batch_size) % max(1, len(x) - batch_size + 1):][:batch_size]
         z = torch.relu((batch - b_dec) @ w_enc + b_enc)
-        loss = ((z @ w_dec + b_dec - batch) ** 2).mean() + l1 * (z * w_dec.norm(dim=1)).sum(1).mean()
+        if topk is not None:
+            values, index = z.topk(topk, dim=1)
+            z = torch.zeros_like(z).scatter(1, index, values)
+        loss = ((z @ w_dec + b_dec - batch) ** 2).mean()
+        if topk is None:
+            loss = loss + l1 * (z * w_dec.norm(dim=1)).sum(1).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -125,38 +130,35 @@ def plain_sae(x: torch.Tensor, d_sae: int, batch_size: int, steps: int, lr: floa
     return {"w_enc": w_enc.detach(), "b_enc": b_enc.detach(), "w_dec": w_dec.detach(), "b_dec": b_dec.detach()}
 
 
-def _sae_worker(kind: str, n: int, d_in: int, expansion: int, batch_size: int, epochs: int, seed: int
-                ) -> tuple[float, float]:
-    """In a fresh process: steps per second of one SAE trainer on seeded Gaussian data, and the process's peak RSS
-    in MB (so each trainer's memory is measured alone)."""
-    from helpers import sae
-
+def _sae_worker(kind: str, n: int, d_in: int, settings: dict) -> tuple[float, float]:
+    """In a fresh process: steps per second of one SAE trainer on seeded Gaussian data (the whole call timed,
+    set-up included) and how far training raised the process's peak RSS, in MB (imports excluded)."""
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    x = torch.randn(n, d_in, generator=torch.Generator().manual_seed(seed))
-    steps = epochs * (n // batch_size)
+    if kind == "ours":
+        from helpers import sae  # sae-lens and TransformerLens load only in this process
+    x = torch.randn(n, d_in, generator=torch.Generator().manual_seed(settings["seed"]))
+    steps = settings["epochs"] * (n // settings["batch_size"])
+    before = peak_rss_mb()
     start = time.perf_counter()
     if kind == "ours":
-        settings = sae.SAESettings(expansion=expansion, target_l0=32, l1_init=3.0, lr=1e-3, batch_size=batch_size,
-                                   epochs=epochs, warmup_epochs=0, seed=seed)
-        trained = sae.train_sae(x.numpy(), settings)
-        seconds = trained.train_seconds
+        sae.train_sae(x.numpy(), sae.SAESettings(**settings))
     else:
-        plain_sae(x, expansion * d_in, batch_size, steps, 1e-3, 1e-3, seed)
-        seconds = time.perf_counter() - start
-    return steps / seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        plain_sae(x, settings["expansion"] * d_in, settings["batch_size"], steps, settings["lr"], 1e-3, settings["seed"],
+                  topk=settings["target_l0"] if settings["architecture"] == "topk" else None)
+    return steps / (time.perf_counter() - start), peak_rss_mb() - before
 
 
-def bench_sae(n: int, d_in: int, expansion: int, batch_size: int, epochs: int, seed: int = 0) -> dict[str, dict]:
-    """SAE training steps per second of the book's trainer (sae-lens) vs the plain loop, each in its own process,
-    with both processes' peak memory."""
+def bench_sae(n: int, d_in: int, settings: dict) -> dict[str, dict]:
+    """SAE training steps per second of the book's trainer (sae-lens, the profile's `settings` as a dict of
+    `sae.SAESettings` fields) vs the plain loop, each in its own process, with the memory each training added."""
     context = multiprocessing.get_context("spawn")
     results = {}
     for kind in ("ours", "plain"):
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            results[kind] = pool.submit(_sae_worker, kind, n, d_in, expansion, batch_size, epochs, seed).result()
-    figure = ratio(results["ours"][0], results["plain"][0], epochs * (n // batch_size))
-    return {"sae_vs_plain_loop": {**figure, "ours_peak_rss_mb": results["ours"][1],
-                                  "baseline_peak_rss_mb": results["plain"][1]}}
+            results[kind] = pool.submit(_sae_worker, kind, n, d_in, settings).result()
+    figure = ratio(results["ours"][0], results["plain"][0], settings["epochs"] * (n // settings["batch_size"]))
+    return {"sae_vs_plain_loop": {**figure, "ours_training_rss_mb": results["ours"][1],
+                                  "baseline_training_rss_mb": results["plain"][1]}}
 
 
 def bench_generation(model, prompts: Sequence[str], layer: int, max_new_tokens: int, repeats: int = 2
@@ -179,9 +181,9 @@ def bench_generation(model, prompts: Sequence[str], layer: int, max_new_tokens: 
     def run_plain() -> int:
         return tokens(steering.generate(model, texts, decoding))
 
-    run_plain()
+    counted = run_plain()  # warm-up; also the token count of one unsteered pass
     rates = {"steered": best_rate(run_steered, repeats), "plain": best_rate(run_plain, repeats)}
-    return {"steered_vs_unsteered_generation": ratio(rates["steered"], rates["plain"], len(texts) * max_new_tokens)}
+    return {"steered_vs_unsteered_generation": ratio(rates["steered"], rates["plain"], counted)}
 
 
 def chapter_costs(profile: str) -> dict[str, dict[str, float]]:
@@ -208,7 +210,8 @@ def markdown(bench: dict) -> str:
                      f"{figure['ratio']:.2f} | ≥ {target} | {'yes' if figure['ratio'] >= target else 'no'} |")
     if bench["chapters"]:
         lines += ["", f"| chapter (`make book`, {bench['profile']}) | seconds | peak RSS (MB) |", "|---|---|---|"]
-        lines += [f"| {name} | {cost['seconds']:.0f} | {cost['peak_rss_mb']:.0f} |"
+        lines += [f"| {name} | {cost['seconds']:.0f} | "
+                  f"{'?' if cost.get('peak_rss_mb') is None else round(cost['peak_rss_mb'])} |"
                   for name, cost in bench["chapters"].items()]
     else:
         lines += ["", f"(No chapter costs: run `make book PROFILE={bench['profile']}` before `make bench`.)"]
@@ -236,18 +239,21 @@ class BenchSizes:
 
 def run(profile_name: str, sizes: BenchSizes = BenchSizes()) -> dict:
     """Every measurement on the profile's SAE model and data; the `results/bench.json` content."""
-    from helpers.models import load_model
+    from helpers import sae
+    from helpers.models import load_hf, load_model, model_spec
     from helpers.profiles import load_profile
 
     profile = load_profile(profile_name)
     model = load_model(profile.sae_model, dtype=profile.dtype, device=profile.device)
+    hf, _ = load_hf(model_spec(profile.sae_model), dtype=profile.dtype, device=profile.device)
     texts = bench_texts(profile, sizes.n_texts)
     layers = list(range(model.n_layers))
     bench = {"date": time.strftime("%Y-%m-%d"), "profile": profile.name,
              "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
              "sizes": dataclasses.asdict(sizes)}
-    bench |= bench_extraction(model, texts, layers, profile.batch_size, profile.max_length)
-    bench |= bench_sae(sizes.sae_rows, model.d_model, profile.sae_expansion, profile.sae_batch_size, sizes.sae_epochs)
+    bench |= bench_extraction(model, hf, texts, layers, profile.batch_size, profile.max_length)
+    settings = dataclasses.replace(sae.settings_from_profile(profile), epochs=sizes.sae_epochs, warmup_epochs=0)
+    bench |= bench_sae(sizes.sae_rows, model.d_model, dataclasses.asdict(settings))
     bench |= bench_generation(model, texts[:sizes.n_prompts], model.n_layers // 2, sizes.max_new_tokens)
     bench["chapters"] = chapter_costs(profile.name)
     return bench
