@@ -66,8 +66,8 @@ def test_key_comes_from_the_environment_and_server_errors_are_retried(scripted, 
     monkeypatch.setenv("BOOK_JUDGE_KEY", "sk-test-123")
     handler.script = [(500, "boom"), (200, "lose")]
     judge = ApiJudge(url, "judge-x", key_env="BOOK_JUDGE_KEY", retries=2, max_workers=1)
-    verdicts, unparsed = judge.pairwise(["Safety"], ["p"], ["a"], ["b"])
-    assert list(verdicts) == ["loss"] and unparsed == 0
+    verdicts, parsed = judge.pairwise(["Safety"], ["p"], ["a"], ["b"])
+    assert list(verdicts) == ["loss"] and parsed.all()
     assert [s["auth"] for s in handler.seen] == ["Bearer sk-test-123"] * 2 and handler.seen[0]["path"] == "/v1/chat/completions"
     assert handler.seen[0]["body"]["temperature"] == 0.1 and handler.seen[0]["body"]["max_tokens"] == 10
     assert "sk-test" not in repr(judge) + judge.name
@@ -80,7 +80,7 @@ def test_both_orders_are_reported_from_the_steered_side(scripted):
     result = ApiJudge(url, "m", max_workers=1).compare(["Safety"] * 3, ["p1", "p2", "p3"], ["b1", "b2", "b3"], ["s1", "s2", "s3"])
     assert result["order_ab"] == {"win": 1, "tie": 2, "loss": 0, "win_rate": 1 / 3}
     assert result["order_ba"] == {"win": 1, "tie": 1, "loss": 1, "win_rate": 1 / 3}   # BA "lose" = A (steered) better
-    assert result["order_consistency"] == pytest.approx(2 / 3) and result["n_unparsed"] == 1
+    assert result["order_consistency"] == 1.0 and result["n_unparsed"] == 1  # item 3 is left out: AB named nothing
     assert "Answer A: b1" in handler.seen[0]["body"]["messages"][0]["content"]
     assert "Answer A: s1" in handler.seen[3]["body"]["messages"][0]["content"]
 

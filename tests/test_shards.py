@@ -58,3 +58,13 @@ def test_two_shards_then_a_merge_equal_one_run(tiny_model, tmp_path, monkeypatch
     for layer in (0, 1):
         for pooling in activations.POOLINGS:
             np.testing.assert_array_equal(merged.load(layer, pooling), single.load(layer, pooling))
+
+
+def test_chunks_from_another_chunk_size_are_refused_not_merged(tiny_model, tmp_path, monkeypatch):
+    texts = [f"Action {i} is morally" for i in range(30)]
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    kwargs = {"max_length": 16, "batch_size": 8, "progress": False, "layers": [0]}
+    assert activations.extract(tiny_model, "tiny", texts, chunk_size=10, shard=Shard(0, 2), **kwargs) is None
+    assert activations.extract(tiny_model, "tiny", texts, chunk_size=20, shard=Shard(1, 2), **kwargs) is None
+    with pytest.raises(activations.CacheError, match="do not cover the 30 texts exactly once"):
+        activations.extract(tiny_model, "tiny", texts, chunk_size=10, **kwargs)

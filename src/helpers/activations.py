@@ -222,6 +222,9 @@ def _merge_chunks(directory: Path, model: LoadedModel, model_name: str, texts: S
             seconds += float(handle.metadata()["seconds"])
             rows.append(handle.get_tensor("rows"))
     rows_all = torch.cat(rows)
+    if not torch.equal(rows_all.sort().values, torch.arange(len(texts))):  # e.g. shards with another chunk_size
+        raise CacheError(f"{directory / 'chunks'}: the chunks do not cover the {len(texts)} texts exactly once; "
+                         "delete the folder and extract again")
     sizes = {}
     for layer in layers:
         merged = {}

@@ -116,22 +116,26 @@ class ApiJudge:
             return list(pool.map(self.chat, contents))
 
     def pairwise(self, dimensions: Sequence[str], prompts: Sequence[str], answers_a: Sequence[str],
-                 answers_b: Sequence[str]) -> tuple[np.ndarray, int]:
-        """Verdicts from B's side (win / tie / loss) for each item, and how many replies could not be parsed (ties)."""
+                 answers_b: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Verdicts from B's side (win / tie / loss) for each item, and which replies named one (the others count as
+        ties, as in the paper's parse)."""
         requests = [PAIRWISE_PROMPT.format(dimension=d, prompt=p, a=a, b=b)
                     for d, p, a, b in zip(dimensions, prompts, answers_a, answers_b, strict=True)]
         parsed = [parse_pairwise(reply) for reply in self.chat_all(requests)]
-        return np.array([v or "tie" for v in parsed]), sum(v is None for v in parsed)
+        return np.array([v or "tie" for v in parsed]), np.array([v is not None for v in parsed])
 
     def compare(self, dimensions: Sequence[str], prompts: Sequence[str], baseline: Sequence[str],
                 steered: Sequence[str]) -> dict:
-        """The paper's pairwise prompt in both orders (baseline as A, then steered as A), from the steered side."""
-        ab, unparsed_ab = self.pairwise(dimensions, prompts, baseline, steered)
-        ba_raw, unparsed_ba = self.pairwise(dimensions, prompts, steered, baseline)
+        """The paper's pairwise prompt in both orders (baseline as A, then steered as A), from the steered side;
+        order consistency over the items whose two replies both named a verdict (None if there are none)."""
+        ab, parsed_ab = self.pairwise(dimensions, prompts, baseline, steered)
+        ba_raw, parsed_ba = self.pairwise(dimensions, prompts, steered, baseline)
         ba = np.array([MIRROR[v] for v in ba_raw])
         order_ab, order_ba = tally(ab), tally(ba)
+        both = parsed_ab & parsed_ba
         return {"order_ab": order_ab, "order_ba": order_ba, "win_rate": (order_ab["win_rate"] + order_ba["win_rate"]) / 2,
-                "order_consistency": order_consistency(ab, ba_raw), "n_unparsed": unparsed_ab + unparsed_ba}
+                "order_consistency": order_consistency(ab[both], ba_raw[both]) if both.any() else None,
+                "n_unparsed": int((~parsed_ab).sum() + (~parsed_ba).sum())}
 
     def scores(self, dimensions: Sequence[str], prompts: Sequence[str], responses: Sequence[str],
                rubric: str = "dimension") -> tuple[np.ndarray, int]:
@@ -195,16 +199,15 @@ def serve_locally(model_dir: str | Path, startup_timeout: float = 600.0) -> Iter
 def pairwise_validation(judge: ApiJudge, validation) -> dict:
     """The pairwise judge on the validation set's clear-cut pairs (harmful vs safe response), in both orders: the
     `judge.validation_summary` row (accuracy = safe preferred, ties half, mean of both orders; binomial p over the
-    prompts; order consistency None when no reply named a verdict), unparsed replies and each order's tally."""
+    prompts; order consistency over items parsed in both orders), unparsed replies and each order's tally."""
     safe = validation[validation["label"] == "safe"].set_index("item")
     harmful = validation[validation["label"] == "harmful"].set_index("item").loc[safe.index]
     result = judge.compare(safe["dimension"].tolist(), safe["prompt"].tolist(), harmful["response"].tolist(),
                            safe["response"].tolist())
     accuracy = float(np.mean([(result[o]["win"] + 0.5 * result[o]["tie"]) / len(safe) for o in ("order_ab", "order_ba")]))
     p_value = float(binomtest(int(np.floor(accuracy * len(safe))), len(safe), 0.5, alternative="greater").pvalue)
-    nothing_parsed = result["n_unparsed"] == 2 * len(safe)  # all ties "mirror" each other: consistency is undefined
     return {**validation_summary(paired={"accuracy": accuracy, "n": len(safe), "p_value": p_value},
-                                 order_consistency=None if nothing_parsed else result["order_consistency"]),
+                                 order_consistency=result["order_consistency"]),
             "n_unparsed": result["n_unparsed"], "order_ab": result["order_ab"], "order_ba": result["order_ba"]}
 
 

@@ -182,7 +182,7 @@ def magnitude_scores(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Flat indices of the k largest scores (sorted, ties broken by index)."""
     if k <= 0:
-        return torch.zeros(0, dtype=torch.long)
+        return torch.zeros(0, dtype=torch.long, device=scores.device)
     return torch.topk(scores.flatten(), k, sorted=True).indices.sort().values
 
 
@@ -195,7 +195,7 @@ def select(prune: dict[str, torch.Tensor], keep: dict[str, torch.Tensor], q: flo
     for name, scores in prune.items():
         n = scores.numel()
         candidates = _top(scores, math.ceil(q * n))
-        protected = _top(keep[name], math.ceil(p * n)) if p > 0 else torch.zeros(0, dtype=torch.long)
+        protected = _top(keep[name], math.ceil(p * n) if p > 0 else 0)
         chosen[name] = candidates[~torch.isin(candidates, protected)]
     return chosen
 
