@@ -39,8 +39,7 @@ def extract(profile, models: Sequence[str], layers: str | None, shard: Shard) ->
     for name in models:
         model = load_model(name, dtype=profile.dtype, device=profile.device)
         chosen = parse_layers(layers, model.n_layers)
-        store = activations.extract(model, name, texts, max_length=profile.max_length, batch_size=profile.batch_size,
-                                    cache_dtype=profile.cache_dtype, layers=chosen, shard=shard)
+        store = activations.ensure_activations(name, texts, profile, model=model, layers=chosen, shard=shard)
         print(f"{name}: " + (f"complete, {store.directory}" if store else f"shard {shard.index}/{shard.count} done"))
 
 
@@ -49,9 +48,9 @@ def train_sae(profile, layers: str | None, shard: Shard, surgery: bool = False) 
     this shard's share of the layers."""
     from helpers import sae
     from helpers import surgery as surgery_module
-    from helpers.data import profile_moral_data, sae_splits
+    from helpers.data import profile_moral_data
 
-    corpus = sae.profile_corpus(profile, sae_splits(profile_moral_data(profile).cleaned, seed=profile.sample_seed))
+    corpus = sae.split_corpus(profile, profile_moral_data(profile).cleaned)
     chosen = parse_layers(layers, corpus.model.n_layers) or sae.sae_layers(profile, corpus.model.n_layers)
     settings = sae.settings_from_profile(profile)
     for layer in shard.pick(chosen):

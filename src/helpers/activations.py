@@ -320,8 +320,10 @@ def token_activations(model: LoadedModel, model_name: str, texts: Sequence[str],
 
 
 def ensure_activations(model_name: str, texts: Sequence[str], profile, model: LoadedModel | None = None,
-                       progress: bool = True, layers: Sequence[int] | None = None) -> ActivationStore:
-    """The finished cache for `texts` (all layers, or `layers`) under a profile, extracting only if needed."""
+                       progress: bool = True, layers: Sequence[int] | None = None,
+                       shard: Shard = Shard()) -> ActivationStore | None:
+    """The finished cache for `texts` (all layers, or `layers`) under a profile, extracting only if needed (with a
+    `shard`, only its chunks, returning None; see `extract`)."""
     try:
         return open_store(store_dir(model_name, texts, profile.max_length, layers))
     except CacheError:
@@ -330,7 +332,7 @@ def ensure_activations(model_name: str, texts: Sequence[str], profile, model: Lo
 
             model = load_model(model_name, dtype=profile.dtype, device=profile.device)
         return extract(model, model_name, texts, max_length=profile.max_length, batch_size=profile.batch_size,
-                       cache_dtype=profile.cache_dtype, progress=progress, layers=layers)
+                       cache_dtype=profile.cache_dtype, progress=progress, layers=layers, shard=shard)
 
 
 def profile_stores(profile, texts: Sequence[str], progress: bool = True) -> dict[str, ActivationStore]:

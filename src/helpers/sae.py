@@ -383,6 +383,12 @@ def profile_corpus(profile, rows: pd.DataFrame, progress: bool = True) -> Corpus
     return corpus
 
 
+def split_corpus(profile, cleaned: pd.DataFrame, progress: bool = True) -> Corpus:
+    """The profile's SAE corpus from chapter 01's cleaned rows: the §1.5 split (seeded by `sample_seed`), then
+    `profile_corpus`."""
+    return profile_corpus(profile, sae_splits(cleaned, seed=profile.sample_seed), progress)
+
+
 def sae_layers(profile, n_layers: int) -> list[int]:
     """The layers a profile trains SAEs on (`sae_layers`: a list, or "all"), checked against the model's depth."""
     layers = list(range(n_layers)) if profile.sae_layers == "all" else list(profile.sae_layers)
@@ -454,7 +460,7 @@ class SAEChapter:
 def start_chapter(name: str, profile: str, seed: int = 0) -> SAEChapter:
     """`chapter.start` without the diagnosis caches, plus the profile's §1.5 split corpus, SAE settings and layers."""
     run = start(name, profile, seed, stores=False)
-    corpus = profile_corpus(run.profile, sae_splits(run.moral.cleaned, seed=run.profile.sample_seed))
+    corpus = split_corpus(run.profile, run.moral.cleaned)
     layers = sae_layers(run.profile, corpus.model.n_layers)
     print(f"SAEs on {run.profile.sae_model} (d_model = {corpus.model.d_model}), layers {layers}, input: {corpus.input}")
     return SAEChapter(run, corpus, settings_from_profile(run.profile, seed), layers)
