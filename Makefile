@@ -19,7 +19,7 @@ export MPLCONFIGDIR := $(HOMES)/matplotlib
 export HF_HOME := $(CURDIR)/cache/hf
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: env test book bench notebooks clean
+.PHONY: env test book bench reference notebooks clean
 
 env: $(VENV)/.installed
 
@@ -44,6 +44,10 @@ book: env
 # per-chapter costs come from the last `make book` of $(PROFILE).
 bench: env
 	$(PY) -m helpers.bench --profile $(PROFILE) --readme
+
+# Take the last `make book` of $(PROFILE) as the committed reference its test compares fresh runs against.
+reference: env
+	$(PY) -m helpers.reference --profile $(PROFILE)
 
 # Regenerate the paired .ipynb (outputs stripped) from the .py sources.
 notebooks: env

@@ -144,3 +144,22 @@ def test_internal_links_and_anchors_resolve(html):
                     and unquote(parts.fragment) not in pages[target].ids:
                 broken.append(f"{path.relative_to(html.resolve())}: {href} (no such anchor)")
     assert not broken, f"{len(broken)} broken internal link(s):\n" + "\n".join(broken[:20])
+
+
+def test_a_fresh_run_matches_the_committed_reference(root, profile):
+    """The ledger of this build against `reference/<profile>/` (regenerated deliberately by `make reference`)."""
+    from helpers import reference
+    from helpers.ledger import comparable_metrics
+
+    expected_dir = root / "reference" / profile
+    if profile != "ci" and not expected_dir.is_dir():
+        pytest.skip(f"no reference ledger is committed for profile {profile} (only ci has one)")
+    built = {p.stem for p in (root / "results" / profile).glob("*.json")}
+    committed = {p.stem for p in expected_dir.glob("*.json")}
+    assert built == committed, f"chapters without a reference: {built - committed}; stale: {committed - built}"
+    problems = []
+    for chapter in sorted(built):
+        expected = json.loads((expected_dir / f"{chapter}.json").read_text())["metrics"]
+        problems += [f"{chapter}: {d}" for d in reference.differences(
+            comparable_metrics(_entry(root, profile, chapter)), expected)]
+    assert not problems, f"{len(problems)} difference(s) from the reference:\n" + "\n".join(problems[:30])
