@@ -30,3 +30,23 @@ def test_save_reference_keeps_metrics_without_timings(tmp_path, monkeypatch):
                                                   "meta": {"seconds": 9}}))
     [path] = reference.save_reference("ci")
     assert json.loads(path.read_text()) == {"chapter": "02_x", "metrics": {"a": 1}}
+
+
+def test_compare_run_counts_tolerant_and_exact_differences(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    for folder, metrics in (("reference", {"a": 0.5, "b": 1.0}), ("results", {"a": 0.5001, "b": 2.0})):
+        (tmp_path / folder / "ci").mkdir(parents=True)
+        (tmp_path / folder / "ci" / "02_x.json").write_text(json.dumps({"chapter": "02_x", "metrics": metrics}))
+    (tmp_path / "reference" / "ci" / "03_y.json").write_text(json.dumps({"chapter": "03_y", "metrics": {}}))
+    assert reference.compare_run("ci") == [
+        {"chapter": "02_x", "differences beyond tolerance": 1, "differences at all": 2},
+        {"chapter": "03_y", "differences beyond tolerance": None, "differences at all": None}]
+
+
+def test_numbers_inside_texts_are_compared_with_the_tolerances():
+    expected = {"v": "peak 0.476; final R² -76,951.6 of 63"}
+    assert reference.differences({"v": "peak 0.48; final R² -77,000 of 63"}, expected) == []
+    assert reference.differences({"v": "peak 0.476; final R² -76,951.6 of 64"}, expected, rtol=0, atol=0) != []
+    assert reference.differences({"v": "peak 0.9; final R² -76,951.6 of 63"}, expected) != []
+    assert reference.differences({"v": "top 0.476; final R² -76,951.6 of 63"}, expected) != []
+    assert reference.differences({"v": "layer 12"}, {"v": "layer 12"}, rtol=0, atol=0) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,16 @@ from helpers.ledger import comparable_metrics
 from helpers.paths import atomic_write_text, project_root, results_dir
 
 RTOL, ATOL = 0.05, 0.02  # a changed result, not float noise across machines, should trip the comparison
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def _same_text(actual: str, expected: str, rtol: float, atol: float) -> bool:
+    """Texts equal once their numbers (compared within the tolerances) are set aside, e.g. a report's values."""
+    if _NUMBER.sub("#", actual) != _NUMBER.sub("#", expected):
+        return False
+    pairs = zip(_NUMBER.findall(actual), _NUMBER.findall(expected))
+    return all(math.isclose(float(a.replace(",", "")), float(e.replace(",", "")), rel_tol=rtol, abs_tol=atol)
+               for a, e in pairs)
 
 
 def reference_dir(profile: str) -> Path:
@@ -23,7 +34,8 @@ def reference_dir(profile: str) -> Path:
 
 def differences(actual: Any, expected: Any, path: str = "", rtol: float = RTOL, atol: float = ATOL) -> list[str]:
     """Every place where `actual` departs from `expected`: numbers beyond |a − e| ≤ atol + rtol·|e|, other values
-    unequal, missing or extra keys, lists of another length; each named by its path."""
+    unequal (numbers inside texts within the tolerances), missing or extra keys, lists of another length; each named
+    by its path."""
     here = path or "metrics"
     if isinstance(expected, bool) or isinstance(actual, bool) or expected is None or actual is None:
         return [] if actual == expected else [f"{here}: {actual!r} != {expected!r}"]
@@ -40,6 +52,8 @@ def differences(actual: Any, expected: Any, path: str = "", rtol: float = RTOL, 
         if len(actual) != len(expected):
             return [f"{here}: {len(actual)} items, the reference has {len(expected)}"]
         return [d for i, (a, e) in enumerate(zip(actual, expected)) for d in differences(a, e, f"{here}[{i}]", rtol, atol)]
+    if isinstance(expected, str) and isinstance(actual, str):
+        return [] if _same_text(actual, expected, rtol, atol) else [f"{here}: {actual!r} != {expected!r}"]
     return [] if actual == expected else [f"{here}: {actual!r} != {expected!r}"]
 
 
@@ -55,6 +69,19 @@ def save_reference(profile: str) -> list[Path]:
     if not written:
         raise FileNotFoundError(f"{results_dir(profile)}: no ledger to take as reference; run `make book` first")
     return written
+
+
+def compare_run(profile: str) -> list[dict[str, Any]]:
+    """Per reference chapter: differences of this run's ledger within the tolerances and exactly (None: not run)."""
+    rows = []
+    for path in sorted(reference_dir(profile).glob("*.json")):
+        expected = json.loads(path.read_text())["metrics"]
+        ledger = results_dir(profile) / path.name
+        actual = comparable_metrics(json.loads(ledger.read_text())) if ledger.is_file() else None
+        rows.append({"chapter": path.stem,
+                     "differences beyond tolerance": None if actual is None else len(differences(actual, expected)),
+                     "differences at all": None if actual is None else len(differences(actual, expected, rtol=0, atol=0))})
+    return rows
 
 
 def main() -> None:

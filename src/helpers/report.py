@@ -17,12 +17,14 @@ class Comparison:
     note: str = ""
 
 
-def _fmt(value: object) -> str:
-    """Numbers with thousands separators and at most 3 decimals; everything else as text."""
+def fmt(value: object) -> str:
+    """Numbers with thousands separators and at most 3 decimals (2 significant digits below 0.001); else text."""
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, float) and 0 < abs(value) < 1e-3:
+        return f"{value:.2g}"
     if isinstance(value, float):
         return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
     return str(value)
@@ -30,7 +32,7 @@ def _fmt(value: object) -> str:
 
 def comparison(quantity: str, paper: object, this_run: object, note: str = "") -> Comparison:
     """A row with both values formatted for display."""
-    return Comparison(quantity, _fmt(paper), _fmt(this_run), note)
+    return Comparison(quantity, fmt(paper), fmt(this_run), note)
 
 
 def paper_vs_run(rows: list[Comparison], profile: str) -> pd.DataFrame:

@@ -1,0 +1,210 @@
+"""Claims and verdict rules on hand-built ledger metrics whose verdicts are known in advance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import claims
+from helpers.report import fmt
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def claim(claim_id: str) -> claims.Claim:
+    """The registered claim with this id."""
+    return next(c for c in claims.CLAIMS if c.id == claim_id)
+
+
+def verdict_of(claim_id: str, metrics: dict) -> str:
+    """The verdict one claim gets on hand-built metrics."""
+    return claims.assess(claim(claim_id), metrics, "ci")["verdict"]
+
+
+def test_verdict_rule_prefers_the_strongest_form() -> None:
+    assert claims.verdict(claims.Measurement("x", reproduced=True, direction=False)) == claims.REPRODUCED
+    assert claims.verdict(claims.Measurement("x", reproduced=False, direction=True)) == claims.DIRECTION
+    assert claims.verdict(claims.Measurement("x", reproduced=False)) == claims.NOT_REPRODUCED
+
+
+def test_claims_are_unique_and_read_existing_chapters() -> None:
+    ids = [c.id for c in claims.CLAIMS]
+    assert len(ids) == len(set(ids))
+    for c in claims.CLAIMS:
+        assert (ROOT / "notebooks" / f"{c.chapter}.py").is_file(), c.id
+        assert c.statement and c.paper_value and c.source and c.reproduced_if
+
+
+def test_a_chapter_not_run_makes_its_claims_not_testable() -> None:
+    rows = claims.report({}, "colab")
+    assert {r["verdict"] for r in rows} == {claims.NOT_TESTABLE}
+    assert "03_categorical" in rows[0]["this_value"] and "colab" in rows[0]["this_value"]
+    assert claims.counts(rows) == {"n_reproduced": 0, "n_direction_holds": 0, "n_not_reproduced": 0,
+                                   "n_not_testable": len(claims.CLAIMS)}
+
+
+def test_gradient_bound_ignores_random_controls_and_fails_above_the_bound() -> None:
+    dims = {d: 0.3 for d in ("care", "harm")}
+    control = {"peak_spearman": {"care": 0.9, "harm": 0.9}}
+    assert verdict_of("MI-3", {"smollm2-135m-instruct": {"peak_spearman": dims},
+                               "smollm2-135m-random-init": control}) == claims.REPRODUCED
+    assert verdict_of("MI-3", {"smollm2-135m-instruct": {"peak_spearman": {**dims, "harm": 0.6}}}) == \
+        claims.NOT_REPRODUCED
+    assert verdict_of("MI-3", {"smollm2-135m-random-init": control}) == claims.NOT_TESTABLE
+
+
+def test_asymmetry_needs_every_model_for_reproduced_and_the_mean_for_direction() -> None:
+    def metrics(a: float, b: float) -> dict:
+        return {"smollm2-135m-instruct": {"asymmetry": a}, "gemma3-270m": {"asymmetry": b}}
+    assert verdict_of("MI-4", metrics(0.1, 0.02)) == claims.REPRODUCED
+    assert verdict_of("MI-4", metrics(0.1, -0.02)) == claims.DIRECTION
+    assert verdict_of("MI-4", metrics(-0.1, 0.02)) == claims.NOT_REPRODUCED
+
+
+def test_alignment_claim_needs_a_triple_and_measures_the_largest_spread() -> None:
+    def curve(level: float) -> dict:
+        return {"virtue_vice_cosine": {str(layer): {"care-harm": level, "fairness-cheating": level + 0.1}
+                                       for layer in range(3)}}
+    base = {"qwen3-0.6b-base": curve(0.5), "qwen3-0.6b": curve(0.55)}
+    assert verdict_of("MI-2", {**base, "qwen3guard-gen-0.6b": curve(0.52)}) == claims.REPRODUCED
+    assert verdict_of("MI-2", {**base, "qwen3guard-gen-0.6b": curve(0.7)}) == claims.DIRECTION
+    assert verdict_of("MI-2", {**base, "qwen3guard-gen-0.6b": curve(0.9)}) == claims.NOT_REPRODUCED
+    assert verdict_of("MI-2", {"smollm2-135m-instruct": curve(0.5), "gemma3-270m": curve(0.9)}) == claims.NOT_TESTABLE
+
+
+def test_noise_claim_compares_the_peak_layer_with_the_median() -> None:
+    noisy_peak = {"ari_polarity3": [None, 0.1, 0.4, 0.05], "noise_ratio": [1.0, 0.2, 0.9, 0.3]}
+    quiet_peak = {"ari_polarity3": [0.4, 0.1, 0.0, 0.05], "noise_ratio": [0.1, 0.2, 0.9, 0.3]}
+    assert verdict_of("MI-7", {"smollm2-135m-instruct": noisy_peak}) == claims.REPRODUCED
+    assert verdict_of("MI-7", {"smollm2-135m-instruct": noisy_peak, "gemma3-270m": quiet_peak}) == claims.DIRECTION
+    assert verdict_of("MI-7", {"gemma3-270m": quiet_peak}) == claims.NOT_REPRODUCED
+    assert verdict_of("MI-7", {"gemma3-270m": {"ari_polarity3": [None, None], "noise_ratio": [1.0, 1.0]}}) == \
+        claims.NOT_TESTABLE
+
+
+def test_probe_claim_uses_adjusted_r2_when_defined_and_says_which() -> None:
+    row = claims.assess(claim("MI-8"), {"gemma3-270m": {"peak_adj_r2": 0.3, "peak_r2_ridge": 0.9}}, "ci")
+    assert row["verdict"] == claims.REPRODUCED and row["this_value"].startswith("adjusted R²")
+    row = claims.assess(claim("MI-8"), {"gemma3-270m": {"peak_adj_r2": None, "peak_r2_ridge": 0.9}}, "ci")
+    assert row["verdict"] == claims.NOT_REPRODUCED and "ridge" in row["this_value"]
+
+
+def test_flames_win_rate_reads_both_orders_and_needs_a_validated_judge() -> None:
+    def cell(win: int, loss: int, n: int = 10) -> dict:
+        order = {"win": win, "tie": n - win - loss, "loss": loss, "win_rate": win / n}
+        return {"order_ab": order, "order_ba": order, "win_rate": win / n}
+    def metrics(*cells: dict) -> dict:
+        return {"comparisons": {f"judge | layer {12 + i} | alpha 0.1 | post-surgery SAE": c
+                                for i, c in enumerate(cells)} | {"judge | layer 12 | alpha 0.1 | alpha = 0": cell(0, 0)}}
+    assert verdict_of("MI-15", metrics(cell(7, 1), cell(8, 2))) == claims.REPRODUCED
+    assert verdict_of("MI-15", metrics(cell(7, 1), cell(4, 2))) == claims.DIRECTION
+    assert verdict_of("MI-15", metrics(cell(7, 1), cell(2, 4))) == claims.NOT_REPRODUCED
+    assert verdict_of("MI-15", {"comparisons": {}}) == claims.NOT_TESTABLE
+    with pytest.raises(ValueError, match="not 'judge"):
+        claims.assess(claim("MI-15"), {"comparisons": {"judge at 12": cell(1, 1)}}, "ci")
+
+
+def test_perfect_score_counts_can_show_a_direction_at_most() -> None:
+    def metrics(steered: int) -> dict:
+        return {"n_prompts": 50, "psc": {"baseline | - | scorer": {"psc_safety": 20},
+                                         "12 | post-surgery SAE | scorer": {"psc_safety": steered},
+                                         "12 | mean difference | scorer": {"psc_safety": 0}}}
+    assert verdict_of("MI-16", metrics(50)) == claims.DIRECTION
+    assert verdict_of("MI-16", metrics(20)) == claims.NOT_REPRODUCED
+
+
+def harm_metrics(harm_after: float, benign_after: float, trivia_after: float = 0.5) -> dict:
+    """Chapter 12 metrics with two harm types whose NLL rises to harm_after from 3."""
+    types = ("insult", "scam")
+    return {"pruned_fraction": 5e-6, "harm_nll_before": {t: 3.0 for t in types},
+            "harm_nll_after": {t: harm_after for t in types}, "benign_nll_before": 2.0, "benign_nll_after": benign_after,
+            "baselines": {"random": {"harm_nll": {t: 3.01 for t in types}}},
+            "trivia_acc_before": 0.5, "trivia_acc_after": trivia_after,
+            "detection_auc_before": 0.8, "detection_auc_after": 0.78,
+            "explanation_nll_before": 3.0, "explanation_nll_after": 3.1}
+
+
+def test_harm_claims_on_hand_built_nll_rises() -> None:
+    assert verdict_of("HW-1", harm_metrics(4.0, 2.2)) == claims.REPRODUCED
+    assert verdict_of("HW-1", harm_metrics(4.0, 2.8)) == claims.DIRECTION
+    assert verdict_of("HW-1", harm_metrics(3.2, 2.8)) == claims.NOT_REPRODUCED
+    assert verdict_of("HW-3", harm_metrics(4.0, 2.2)) == claims.REPRODUCED
+    assert verdict_of("HW-3", harm_metrics(4.0, 2.2, trivia_after=0.3)) == claims.DIRECTION
+    assert verdict_of("HW-6", harm_metrics(4.0, 2.2)) == claims.REPRODUCED
+    assert verdict_of("HW-6", {**harm_metrics(4.0, 2.2), "detection_auc_before": 0.5}) == claims.NOT_TESTABLE
+    assert verdict_of("HW-4", harm_metrics(4.0, 2.2)) == claims.NOT_TESTABLE
+
+
+def test_shared_weights_need_positive_transfer_and_overlap_above_chance() -> None:
+    metrics = {"transfer_delta_nll": {"a -> a": 1.0, "a -> b": 0.5, "b -> a": 0.2, "b -> b": 1.0},
+               "overlap_jaccard": {"a | b": 0.1}, "overlap_chance": {"a | b": 0.001}}
+    assert verdict_of("HW-2", metrics) == claims.REPRODUCED
+    assert verdict_of("HW-2", {**metrics, "overlap_chance": {"a | b": 0.05}}) == claims.DIRECTION
+    assert verdict_of("HW-2", {**metrics, "transfer_delta_nll": {"a -> b": -0.5, "b -> a": 0.2}}) == \
+        claims.NOT_REPRODUCED
+
+
+def proximity(gap: float, p_holm: float, p_value: float = 0.01) -> dict:
+    """One proximity test with the given inducing-minus-control gap."""
+    return {"mean_cos_inducing_toxic": 0.01 + gap, "mean_cos_control_toxic": 0.01, "p_value": p_value,
+            "p_holm": p_holm}
+
+
+def test_domain_claim_counts_holm_significant_domains() -> None:
+    tests = {"layer 6 | all": proximity(0.01, 0.01), "layer 6 | code": proximity(0.01, 0.01),
+             "layer 6 | legal": proximity(0.01, 0.2), "layer 18 | code": proximity(-0.01, 0.5),
+             "layer 18 | legal": proximity(0.02, 0.03)}
+    assert verdict_of("EG-3", {"proximity": tests}) == claims.REPRODUCED
+    tests["layer 18 | legal"] = proximity(0.02, 0.3)
+    assert verdict_of("EG-3", {"proximity": tests}) == claims.DIRECTION
+    tests["layer 6 | legal"] = proximity(-0.01, 0.9)
+    assert verdict_of("EG-3", {"proximity": tests}) == claims.NOT_REPRODUCED
+
+
+def test_earlier_layer_claim_compares_first_and_last_layer() -> None:
+    tests = {"layer 6 | all": proximity(0.02, 0.01), "layer 18 | all": proximity(0.01, 0.01)}
+    assert verdict_of("EG-4", {"proximity": tests}) == claims.REPRODUCED
+    tests["layer 6 | all"] = proximity(0.02, 0.2, p_value=0.2)
+    assert verdict_of("EG-4", {"proximity": tests}) == claims.DIRECTION
+    tests["layer 6 | all"] = proximity(0.0, 0.01)
+    assert verdict_of("EG-4", {"proximity": tests}) == claims.NOT_REPRODUCED
+    assert verdict_of("EG-4", {"proximity": {"layer 6 | all": proximity(0.02, 0.01)}}) == claims.NOT_TESTABLE
+
+
+def test_effect_claims_need_sign_and_significance() -> None:
+    def metrics(rho: float, p: float) -> dict:
+        return {"spillover": {"inducing": {"spearman": rho, "p_value": p, "n": 100}}}
+    assert verdict_of("EG-1", metrics(0.3, 0.01)) == claims.REPRODUCED
+    assert verdict_of("EG-1", metrics(0.3, 0.2)) == claims.DIRECTION
+    assert verdict_of("EG-1", metrics(-0.3, 0.01)) == claims.NOT_REPRODUCED
+
+
+def test_filter_claim_is_not_testable_without_a_go_and_beats_random_otherwise() -> None:
+    assert verdict_of("EG-6", {"filter_reduction": None}) == claims.NOT_TESTABLE
+    assert verdict_of("EG-6", {"filter_reduction": {"geometry": 0.4, "random 0": 0.1, "random 1": 0.2}}) == \
+        claims.REPRODUCED
+    assert verdict_of("EG-6", {"filter_reduction": {"geometry": 0.16, "random 0": 0.1, "random 1": 0.2}}) == \
+        claims.DIRECTION
+    assert verdict_of("EG-6", {"filter_reduction": {"geometry": 0.1, "random 0": 0.1, "random 1": 0.2}}) == \
+        claims.NOT_REPRODUCED
+
+
+def test_small_numbers_keep_two_significant_digits() -> None:
+    assert fmt(4.7e-6) == "4.7e-06"
+    assert fmt(0.00047) == "0.00047"
+    assert fmt(0.4714) == "0.471"
+    assert fmt(0.0) == "0"
+    assert fmt(-76951.62) == "-76,951.62"
+
+
+def test_every_verdict_has_a_colour() -> None:
+    from helpers import plotting
+    assert tuple(plotting.VERDICT_COLORS) == claims.VERDICTS
+
+
+def test_verdict_cells_get_their_colour_and_other_cells_none() -> None:
+    from helpers import plotting
+    assert plotting.verdict_css(claims.REPRODUCED) == "background-color: #0173b2; color: white"
+    assert "color: white" not in plotting.verdict_css(claims.DIRECTION)
+    assert plotting.verdict_css("MI-1") == ""
