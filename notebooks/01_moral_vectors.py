@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from helpers import data, plotting, report
+from helpers import data, dimensional, plotting, report
 from helpers.ledger import Ledger
 from helpers.profiles import load_profile
 
@@ -191,6 +191,49 @@ print(f"{len(sample):,} sampled rows, {len(moral.actions):,} distinct actions")
 sample[["action", "sampled_dimension", "sample_type", "score_stratum"]].sample(8, random_state=seed)
 
 # %% [markdown]
+# ## Two of the paper's choices, measured
+#
+# The book keeps two choices of the original code so that its numbers stay comparable, and measures what they
+# cost here (see {doc}`../book/errata`, items 10 and 11).
+#
+# **"Neutral" mixes two kinds of row.** A row is neutral when its action is judged fine ($J = 0$), but also when
+# almost nobody shares its judgment ($A = 0$), however strong that judgment is. The second kind is a contested
+# action, not an unremarkable one, yet it gets the same all-zero moral vector.
+
+# %%
+sources = data.neutral_sources(cleaned)
+pd.Series(sources, name="neutral rows").to_frame().assign(
+    share=lambda d: d["neutral rows"] / d["neutral rows"].sum()).style.format({"share": "{:.1%}"})
+
+# %% [markdown]
+# **Splits by row let near-copies cross.** The SAE chapters cut the cleaned rows 80/10/10 by row, as the paper
+# does; Social-Chem-101 itself splits by situation, and one situation yields several rows. The probe of chapter 06
+# splits the diagnosis sample, where a multi-foundation action appears once per foundation. The table gives, for
+# each held-out part, the share of its rows whose action text or situation also occurs in its training part;
+# `data.sae_splits(by="situation")` is the grouped alternative, shown beside the paper's split.
+
+# %%
+leaks = []
+for by in data.SPLIT_UNITS:
+    parts = data.sae_splits(cleaned, seed=P.sample_seed, by=by).drop_duplicates("id")
+    for key in ("action", "situation-short-id"):
+        leaks += [{"split": f"SAE rows, by {by}", "shared key": key, "part": part, "share in train": share}
+                  for part, share in data.leakage(parts[key], parts["split"]).items()]
+probe_parts = np.empty(len(sample), dtype=object)
+for name, rows in zip(("train", "val", "test"), dimensional.probe_split(len(sample))):
+    probe_parts[rows] = name
+leaks += [{"split": "probe rows (chapter 06), by row", "shared key": "action", "part": part, "share in train": share}
+          for part, share in data.leakage(sample["action"], probe_parts).items()]
+leakage = pd.DataFrame(leaks)
+leakage.pivot(index=["split", "shared key"], columns="part", values="share in train")[["val", "test"]].style.format(
+    "{:.1%}")
+
+# %% [markdown]
+# A share above zero on the probe's test rows means the probe is scored partly on sentences it was trained on
+# (with the same moral vector); the book keeps the paper's split so that chapter 06 measures the paper's
+# recipe, and reads any such share as an optimistic bias of the probe's $R^2$.
+
+# %% [markdown]
 # ## Paper vs this run
 
 # %%
@@ -203,6 +246,9 @@ ledger.record("n_sample", len(sample))
 ledger.record("counts", {f: {p: int(counts.loc[f, p]) for p in counts.columns} for f in counts.index})
 levels = sorted(set(np.round(np.concatenate([cleaned["m_virtue"], cleaned["m_vice"]]), 6)) - {0.0})
 ledger.record("typicality_levels", levels)
+ledger.record("neutral_sources", sources)
+ledger.record("split_leakage", {f"{r['split']} | {r['shared key']} | {r['part']}": r["share in train"]
+                                for r in leaks})
 ledger.record_paper("n_rows_raw", 355923, "spec §1.1 [B]")
 ledger.record_paper("n_vectors_exploded", 251514, "spec §1.1, §1.5 [B] (our reading: exploded rows)")
 ledger.record_paper("n_sample", 16315, "spec §1.6 [W]")

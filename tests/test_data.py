@@ -259,3 +259,27 @@ def test_sae_splits_cut_80_10_10_by_row_then_explode():
     assert rows.drop_duplicates("id")["split"].tolist() == expected.tolist()
     with pytest.raises(ValueError, match="val split is empty: 5 cleaned rows"):
         data.sae_splits(cleaned.head(5), seed=42)
+
+
+def test_situation_split_keeps_each_situation_in_one_part_and_ends_leakage():
+    situations = [f"s{i // 4}" for i in range(80)]  # 20 situations of 4 rows, each row's action repeated once
+    cleaned = pd.DataFrame({"id": [f"r{i}" for i in range(80)], "action": [f"a{i // 2}" for i in range(80)],
+                            "situation-short-id": situations, "rot-moral-foundations": ["care-harm"] * 80})
+    rows = data.sae_splits(cleaned, seed=42, by="situation")
+    assert (rows.groupby("situation-short-id")["split"].nunique() == 1).all()
+    assert rows["split"].value_counts().to_dict() == {"train": 64, "val": 8, "test": 8}
+    assert data.leakage(rows["situation-short-id"], rows["split"]) == {"val": 0.0, "test": 0.0}
+    assert data.leakage(rows["action"], rows["split"]) == {"val": 0.0, "test": 0.0}
+    by_row = data.sae_splits(cleaned, seed=42)
+    assert max(data.leakage(by_row["situation-short-id"], by_row["split"]).values()) > 0.5
+    with pytest.raises(ValueError, match="by must be one of"):
+        data.sae_splits(cleaned, by="worker")
+
+
+def test_leakage_and_neutral_sources_on_hand_counted_rows():
+    assert data.leakage(["a", "b", "a", "c", "b", "d"], ["train", "train", "val", "val", "test", "test"]) == \
+        {"val": 0.5, "test": 0.5}
+    with pytest.raises(ValueError, match="differ in length"):
+        data.leakage(["a"], ["train", "val"])
+    frame = pd.DataFrame({"action-moral-judgment": [0, 0, 2, -1, 1], "action-agree": [0, 3, 0, 0, 4]})
+    assert data.neutral_sources(frame) == {"J = 0": 2, "A = 0, J ≠ 0": 2}

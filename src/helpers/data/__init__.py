@@ -12,10 +12,13 @@ from helpers.data.socialchem import (
     clean,
     explode_by_foundation,
     index_actions,
+    leakage,
     moral_vectors,
+    neutral_sources,
     polarity,
     profile_moral_data,
     read_socialchem_tsv,
+    SPLIT_UNITS,
     sae_splits,
     sample_quotas,
     socialchem_path,
@@ -27,6 +30,6 @@ from helpers.data.socialchem import (
 
 __all__ = [
     "COLUMNS", "DIMENSIONS", "LEXICONS", "external_sample", "FOUNDATIONS", "TYPICALITY_LEVELS", "DataFormatError", "MoralData", "build_moral_data", "clean",
-    "explode_by_foundation", "index_actions", "mfd2_sample", "moral_vectors", "moralstrength_sample", "polarity", "profile_moral_data", "read_socialchem_tsv", "sae_splits", "sample_quotas",
+    "explode_by_foundation", "index_actions", "leakage", "mfd2_sample", "moral_vectors", "moralstrength_sample", "neutral_sources", "polarity", "profile_moral_data", "read_socialchem_tsv", "SPLIT_UNITS", "sae_splits", "sample_quotas",
     "socialchem_path", "stratified_sample", "stratum_of", "typicality", "with_vectors",
 ]

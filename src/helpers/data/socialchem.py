@@ -7,6 +7,7 @@ import io
 import shutil
 import zipfile
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -188,21 +189,46 @@ def explode_by_foundation(frame: pd.DataFrame) -> pd.DataFrame:
 SAE_SPLITS = ("train", "val", "test")
 
 
-def sae_splits(cleaned: pd.DataFrame, seed: int = 42, fractions: tuple[float, float] = (0.8, 0.1)) -> pd.DataFrame:
-    """Spec §1.5: shuffle the row ids with `seed`, cut 80 / 10 / 10 by id, explode; a `split` column names each part."""
+SPLIT_UNITS = ("row", "situation")
+
+
+def sae_splits(cleaned: pd.DataFrame, seed: int = 42, fractions: tuple[float, float] = (0.8, 0.1),
+               by: str = "row") -> pd.DataFrame:
+    """Spec §1.5: shuffle the row ids (or, `by="situation"`, whole situations) with `seed`, cut 80 / 10 / 10 of the
+    rows, explode; a `split` column names each part."""
     if not (0 < fractions[0] and 0 < fractions[1] and fractions[0] + fractions[1] < 1):
         raise ValueError(f"fractions must be two positive shares summing below 1 (train, val), got {fractions}")
-    ids = cleaned["id"].to_numpy()
-    order = np.random.RandomState(seed).permutation(len(ids))
-    n_train, n_val = int(fractions[0] * len(ids)), int(fractions[1] * len(ids))
-    split = np.empty(len(ids), dtype=object)
-    split[order[:n_train]] = "train"
-    split[order[n_train:n_train + n_val]] = "val"
-    split[order[n_train + n_val:]] = "test"
+    if by not in SPLIT_UNITS:
+        raise ValueError(f"by must be one of {sorted(SPLIT_UNITS)}, got {by!r}")
+    unit_keys = np.arange(len(cleaned)) if by == "row" else cleaned["situation-short-id"].to_numpy(str)
+    units, unit_of_row = np.unique(unit_keys, return_inverse=True)
+    order = np.random.RandomState(seed).permutation(len(units))
+    rows_before = np.concatenate([[0], np.cumsum(np.bincount(unit_of_row, minlength=len(units))[order])[:-1]])
+    n_train, n_val = int(fractions[0] * len(cleaned)), int(fractions[1] * len(cleaned))
+    part = np.where(rows_before < n_train, "train", np.where(rows_before < n_train + n_val, "val", "test"))
+    split = np.empty(len(units), dtype=object)
+    split[order] = part
+    split = split[unit_of_row]
     for name in SAE_SPLITS:
         if not (split == name).any():
-            raise ValueError(f"the {name} split is empty: {len(ids)} cleaned rows are too few to cut {fractions}")
+            raise ValueError(f"the {name} split is empty: {len(cleaned)} cleaned rows are too few to cut {fractions}")
     return explode_by_foundation(cleaned.assign(split=split))
+
+
+def neutral_sources(frame: pd.DataFrame) -> dict[str, int]:
+    """Why cleaned rows are neutral: judged fine (J = 0), or a judgment almost nobody shares (A = 0, J ≠ 0)."""
+    judgment, agree = frame["action-moral-judgment"].to_numpy(int), frame["action-agree"].to_numpy(int)
+    return {"J = 0": int((judgment == 0).sum()), "A = 0, J ≠ 0": int(((agree == 0) & (judgment != 0)).sum())}
+
+
+def leakage(keys: Sequence[str], split: Sequence[str]) -> dict[str, float]:
+    """Per non-train part, the share of its rows whose key (an action text, a situation id) also occurs in train."""
+    keys, split = np.asarray(keys, dtype=str), np.asarray(split, dtype=str)
+    if keys.shape != split.shape:
+        raise ValueError(f"keys and split differ in length: {len(keys)} vs {len(split)}")
+    seen = set(keys[split == "train"])
+    return {part: float(np.mean([k in seen for k in keys[split == part]]))
+            for part in dict.fromkeys(split) if part != "train"}
 
 
 def stratum_of(exploded: pd.DataFrame) -> pd.Series:
