@@ -51,18 +51,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import torch
 
-from helpers import judge, judge_api, models, plotting, report, sae, steering, surgery
+from helpers import judge, judge_api, models, plotting, report, sae, steering
 from helpers.data import flames
 
 run = sae.start_chapter("11_steering_flames", profile, seed)
 P, ledger, moral = run.chapter.profile, run.chapter.ledger, run.chapter.moral
-corpus, settings = run.corpus, run.settings
-layers = sae.sae_layers(P, corpus.model.n_layers) if P.steer_layers == "all" else list(P.steer_layers)
-missing = sorted(set(layers) - set(run.layers))
-if missing:
-    raise ValueError(f"steer_layers {missing} have no SAE: add them to sae_layers of params/{P.name}.yaml")
+corpus = run.corpus
+layers = steering.steer_layers(P, corpus.model.n_layers)
 prompts = flames.profile_prompts(P)
 print(f"{len(prompts)} Flames-format prompts, steering layers {layers}, α = {P.steer_alpha}")
 
@@ -155,29 +151,11 @@ plt.show()
 # | mean difference | $x + \alpha\, v$, $v$ = virtue − vice mean, scaled to the mean size of the SAE edit | a standard steering vector |
 
 # %%
-decoding = steering.Decoding(max_new_tokens=P.max_new_tokens, seed=seed)
-texts = steering.chat_texts(corpus.model, prompts["prompt"].tolist(), system="You are a helpful assistant.")
-responses = {"baseline": steering.generate(corpus.model, texts, decoding)}
-conditions = {}
-for layer in layers:
-    pre = sae.ensure_sae(corpus, layer, settings).sae  # an sae-lens SAE
-    post, _ = surgery.ensure_surgery(corpus, layer, settings, surgery.settings_from_profile(P, seed),
-                                     P.sae_identify_split)
-    max_norm = corpus.max_token_norm(layer)
-    x, owner = corpus.units(layer, "train")
-    with torch.no_grad():
-        x_t = torch.as_tensor(x, dtype=torch.float32)
-        edit_size = float((pre.decode(pre.encode(x_t)) - x_t).norm(dim=1).mean())
-    train_rows = corpus.rows[corpus.rows["split"] == "train"].drop_duplicates("text_index")
-    sentence = sae.segment_mean(x, owner, len(corpus.texts))[train_rows["text_index"].to_numpy()]
-    direction = steering.mean_difference(sentence, train_rows["m_virtue"].to_numpy() > 0,
-                                         train_rows["m_vice"].to_numpy() > 0)
-    edits = {"alpha = 0": steering.sae_edit(post.sae, 0.0, max_norm),
-             "post-surgery SAE": steering.sae_edit(post.sae, P.steer_alpha, max_norm),
-             "pre-surgery SAE": steering.sae_edit(pre, P.steer_alpha, max_norm),
-             "mean difference": steering.vector_edit(direction / direction.norm() * edit_size, P.steer_alpha)}
-    for name, edit in edits.items():
-        conditions[(layer, name)] = steering.generate(corpus.model, texts, decoding, layer=layer, edit=edit)
+texts, decoding = steering.flames_generation(corpus.model, P, prompts["prompt"].tolist(), seed)
+generated = {(c.layer, c.name): steering.ensure_generations(corpus.model, texts, decoding, c)
+             for c in steering.profile_conditions(corpus, P, layers, seed)}
+responses = {"baseline": generated.pop((None, "baseline"))}
+conditions = generated
 identical = {layer: conditions[(layer, "alpha = 0")] == responses["baseline"] for layer in layers}
 print("α = 0 reproduces the baseline token for token:", identical)
 

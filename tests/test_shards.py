@@ -68,3 +68,39 @@ def test_chunks_from_another_chunk_size_are_refused_not_merged(tiny_model, tmp_p
     assert activations.extract(tiny_model, "tiny", texts, chunk_size=20, shard=Shard(1, 2), **kwargs) is None
     with pytest.raises(activations.CacheError, match="do not cover the 30 texts exactly once"):
         activations.extract(tiny_model, "tiny", texts, chunk_size=10, **kwargs)
+
+
+def test_two_generate_shards_fill_the_cache_a_single_run_fills(tiny_model, tmp_path, monkeypatch):
+    import json
+
+    import pandas as pd
+
+    from helpers import sae, steering
+    from helpers.data import flames
+
+    def conditions(corpus, profile, layers, seed):
+        """Baseline plus a layer-specific scaling edit (stands in for the SAE conditions)."""
+        return [steering.Condition("baseline")] + [
+            steering.Condition("scaled", layer, lambda x, s=1.0 + layer: x * s, steering.tensor_fingerprint(layer))
+            for layer in layers]
+
+    monkeypatch.setattr(sae, "split_corpus", lambda profile, cleaned: type("C", (), {"model": tiny_model})())
+    monkeypatch.setattr(steering, "profile_conditions", conditions)
+    monkeypatch.setattr(flames, "profile_prompts", lambda profile: pd.DataFrame({"prompt": ["Be kind?", "Lie?"]}))
+    monkeypatch.setattr(steering, "flames_generation", lambda model, profile, prompts, seed: (
+        prompts, steering.Decoding(max_new_tokens=3, do_sample=False, seed=seed)))
+
+    def cached(name: str) -> dict[str, str]:
+        folder = tmp_path / name / "cache" / "generations" / "tiny"
+        return {p.name: p.read_text() for p in folder.glob("*.json")}
+
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "single"))
+    main(["generate", "--profile", "ci", "--layers", "0,1"])
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "sharded"))
+    main(["generate", "--profile", "ci", "--layers", "0,1", "--shard", "1/2"])
+    assert len(cached("sharded")) == 1, "shard 1 takes layer 1 only, not the baseline"
+    main(["generate", "--profile", "ci", "--layers", "0,1", "--shard", "0/2"])
+    assert len(cached("single")) == 3 and cached("sharded") == cached("single")
+    layer_1 = steering.generate(tiny_model, ["Be kind?", "Lie?"], steering.Decoding(max_new_tokens=3, do_sample=False),
+                                1, lambda x: x * 2.0)
+    assert layer_1 in [json.loads(text)["responses"] for text in cached("single").values()]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -72,3 +74,24 @@ def test_mean_difference_by_hand():
     torch.testing.assert_close(v, torch.tensor([2.0, -2.0]))
     with pytest.raises(ValueError, match="at least one virtue"):
         steering.mean_difference(x, [False] * 3, [True] * 3)
+
+
+def test_generations_are_cached_per_condition_and_a_broken_cache_file_is_regenerated(tiny_model, tmp_path,
+                                                                                       monkeypatch):
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    texts = ["Helping a friend is", "Lying to a friend is"]
+    greedy = steering.Decoding(max_new_tokens=4, do_sample=False)
+    real, calls = steering.generate, []
+    monkeypatch.setattr(steering, "generate", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    edit = steering.sae_edit(Doubler(), 0.5)
+    steered = steering.Condition("doubled", 1, edit, steering.tensor_fingerprint(torch.ones(2), 0.5))
+    first = steering.ensure_generations(tiny_model, texts, greedy, steered)
+    assert first == real(tiny_model, texts, greedy, 1, edit) and calls == [1]
+    [path] = (tmp_path / "cache" / "generations" / "tiny").glob("*.json")
+    assert steering.ensure_generations(tiny_model, texts, greedy, steered) == first and calls == [1], "cached"
+    other = dataclasses.replace(steered, fingerprint=steering.tensor_fingerprint(torch.ones(2), 0.6))
+    steering.ensure_generations(tiny_model, texts, greedy, other)
+    assert len(calls) == 2, "another edit is another cache entry"
+    path.write_text(path.read_text()[:10])  # a truncated file
+    assert steering.ensure_generations(tiny_model, texts, greedy, steered) == first and len(calls) == 3
+    assert steering.ensure_generations(tiny_model, texts, greedy, steered) == first and len(calls) == 3

@@ -2,8 +2,10 @@
 chapters read: `python -m helpers <stage> --profile P [--model M] [--layers 0,5,9] [--shard i/n]`.
 
 Stages: `extract` (pooled activations of the moral sample; a shard computes every n-th chunk of texts and one
-unsharded call afterwards merges them), `train-sae` (one SAE per layer; a shard trains every n-th layer) and
-`surgery` (chapter 10's fine-tuned SAE per layer, training the pre-trained one first if missing).
+unsharded call afterwards merges them), `train-sae` (one SAE per layer; a shard trains every n-th layer),
+`surgery` (chapter 10's fine-tuned SAE per layer, training the pre-trained one first if missing) and `generate`
+(chapter 11's Flames generations, cached per condition; a shard takes every n-th steering layer, shard 0 also
+the baseline).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def extract(profile, models: Sequence[str], layers: str | None, shard: Shard) ->
         print(f"{name}: " + (f"complete, {store.directory}" if store else f"shard {shard.index}/{shard.count} done"))
 
 
-def train_sae(profile, layers: str | None, shard: Shard, surgery: bool = False) -> None:
+def train_sae(profile, layers: str | None, shard: Shard, seed: int = 0, surgery: bool = False) -> None:
     """The profile's SAEs (chapter 08's cache), or with `surgery` their fine-tuned versions (chapter 10's):
     this shard's share of the layers."""
     from helpers import sae
@@ -52,11 +54,11 @@ def train_sae(profile, layers: str | None, shard: Shard, surgery: bool = False) 
 
     corpus = sae.split_corpus(profile, profile_moral_data(profile).cleaned)
     chosen = parse_layers(layers, corpus.model.n_layers) or sae.sae_layers(profile, corpus.model.n_layers)
-    settings = sae.settings_from_profile(profile)
+    settings = sae.settings_from_profile(profile, seed)
     for layer in shard.pick(chosen):
         if surgery:
             tuned, sets = surgery_module.ensure_surgery(corpus, layer, settings,
-                                                        surgery_module.settings_from_profile(profile),
+                                                        surgery_module.settings_from_profile(profile, seed),
                                                         profile.sae_identify_split)
             print(f"layer {layer}: surgery on {len(sets.tuned)} latents done")
         else:
@@ -64,16 +66,33 @@ def train_sae(profile, layers: str | None, shard: Shard, surgery: bool = False) 
             print(f"layer {layer}: {trained.sae.cfg.d_sae} latents, {sae.sae_dir(corpus, layer, settings)}")
 
 
+def generate(profile, layers: str | None, shard: Shard, seed: int) -> None:
+    """Chapter 11's generations for this shard's steering layers (and the baseline on shard 0), into the cache."""
+    from helpers import sae, steering
+    from helpers.data import flames, profile_moral_data
+
+    prompts = flames.profile_prompts(profile)["prompt"].tolist()
+    corpus = sae.split_corpus(profile, profile_moral_data(profile).cleaned)
+    chosen = parse_layers(layers, corpus.model.n_layers) or steering.steer_layers(profile, corpus.model.n_layers)
+    texts, decoding = steering.flames_generation(corpus.model, profile, prompts, seed)
+    conditions = steering.profile_conditions(corpus, profile, shard.pick(chosen), seed)
+    for condition in conditions if shard.index == 0 else conditions[1:]:
+        steering.ensure_generations(corpus.model, texts, decoding, condition)
+        print(f"{condition.name}" + (f" at layer {condition.layer}" if condition.layer is not None else "")
+              + f": {len(texts)} responses")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the command line and run one stage."""
     from helpers.profiles import load_profile
 
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.split("\n")[0])
-    parser.add_argument("stage", choices=("extract", "train-sae", "surgery"))
+    parser.add_argument("stage", choices=("extract", "train-sae", "surgery", "generate"))
     parser.add_argument("--profile", default="ci")
     parser.add_argument("--model", action="append", help="a model of the profile (repeatable; default: all)")
     parser.add_argument("--layers", help="comma-separated blocks, or 'all' (default: the stage's own)")
     parser.add_argument("--shard", default="0/1", help="i/n: this process's share of the work")
+    parser.add_argument("--seed", type=int, default=0, help="the chapters' seed parameter (surgery, generation)")
     args = parser.parse_args(argv)
     profile = load_profile(args.profile)
     shard = parse_shard(args.shard)
@@ -85,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if unknown:
             raise ValueError(f"--model {unknown} not in profile {profile.name}'s models {profile.models}")
         extract(profile, args.model or profile.models, args.layers, shard)
+    elif args.stage == "generate":
+        generate(profile, args.layers, shard, args.seed)
     else:
-        train_sae(profile, args.layers, shard, surgery=args.stage == "surgery")
+        train_sae(profile, args.layers, shard, args.seed, surgery=args.stage == "surgery")
 
 
 if __name__ == "__main__":

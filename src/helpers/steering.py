@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from sae_lens import SAE
 
+from helpers import sae as sae_module
+from helpers import surgery
 from helpers.models import LoadedModel
+from helpers.paths import atomic_write_text, cache_dir
 from helpers.sae import on_covered_tokens, reconstruct
 
 Edit = Callable[[torch.Tensor], torch.Tensor]  # maps token vectors [n, d] to their edited values
@@ -103,3 +108,95 @@ def mean_difference(x: torch.Tensor | np.ndarray, virtue: np.ndarray, vice: np.n
     if not virtue.any() or not vice.any():
         raise ValueError("mean_difference needs at least one virtue row and one vice row")
     return x[virtue].mean(0) - x[vice].mean(0)
+
+
+SYSTEM = "You are a helpful assistant."  # the paper's system message, translated
+CONDITIONS = ("alpha = 0", "post-surgery SAE", "pre-surgery SAE", "mean difference")
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """One generation run: its name, the steered block (None: the baseline), the edit and a digest of its inputs."""
+
+    name: str
+    layer: int | None = None
+    edit: Edit | None = None
+    fingerprint: str = ""
+
+
+def tensor_fingerprint(*tensors: torch.Tensor | float) -> str:
+    """A short sha256 over tensors' float32 bytes (and plain numbers), naming what an edit computes."""
+    digest = hashlib.sha256()
+    for value in tensors:
+        digest.update(torch.as_tensor(value, dtype=torch.float32).detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _sae_fingerprint(sae: SAE, alpha: float, max_token_norm: float | None) -> str:
+    """The digest of an SAE edit: its weights, α and the sink threshold."""
+    return tensor_fingerprint(sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec, alpha, max_token_norm or 0.0)
+
+
+def layer_conditions(corpus: sae_module.Corpus, layer: int, settings: sae_module.SAESettings,
+                     surgery_settings: surgery.SurgerySettings, identify_split: str, alpha: float) -> list[Condition]:
+    """Chapter 11's four conditions at one layer: α = 0, the post- and pre-surgery SAE edits, and the mean
+    virtue − vice difference scaled to the mean size of the SAE edit on the training tokens."""
+    pre = sae_module.ensure_sae(corpus, layer, settings).sae
+    post, _ = surgery.ensure_surgery(corpus, layer, settings, surgery_settings, identify_split)
+    max_norm = corpus.max_token_norm(layer)
+    x, owner = corpus.units(layer, "train")
+    with torch.no_grad():
+        x_t = torch.as_tensor(x, dtype=torch.float32)
+        edit_size = float((pre.decode(pre.encode(x_t)) - x_t).norm(dim=1).mean())
+    train_rows = corpus.rows[corpus.rows["split"] == "train"].drop_duplicates("text_index")
+    sentence = sae_module.segment_mean(x, owner, len(corpus.texts))[train_rows["text_index"].to_numpy()]
+    direction = mean_difference(sentence, train_rows["m_virtue"].to_numpy() > 0, train_rows["m_vice"].to_numpy() > 0)
+    vector = direction / direction.norm() * edit_size
+    return [Condition("alpha = 0", layer, sae_edit(post.sae, 0.0, max_norm), _sae_fingerprint(post.sae, 0.0, max_norm)),
+            Condition("post-surgery SAE", layer, sae_edit(post.sae, alpha, max_norm),
+                      _sae_fingerprint(post.sae, alpha, max_norm)),
+            Condition("pre-surgery SAE", layer, sae_edit(pre, alpha, max_norm), _sae_fingerprint(pre, alpha, max_norm)),
+            Condition("mean difference", layer, vector_edit(vector, alpha), tensor_fingerprint(vector, alpha))]
+
+
+def flames_generation(model: LoadedModel, profile, prompts: Sequence[str], seed: int = 0) -> tuple[list[str], Decoding]:
+    """Chapter 11's inputs: the prompts in the model's chat template after `SYSTEM`, and the one shared decoding."""
+    return chat_texts(model, prompts, system=SYSTEM), Decoding(max_new_tokens=profile.max_new_tokens, seed=seed)
+
+
+def steer_layers(profile, n_layers: int) -> list[int]:
+    """The profile's steering layers (`steer_layers`, or "all" = every SAE layer), each required to hold an SAE."""
+    available = sae_module.sae_layers(profile, n_layers)
+    layers = available if profile.steer_layers == "all" else list(profile.steer_layers)
+    missing = sorted(set(layers) - set(available))
+    if missing:
+        raise ValueError(f"steer_layers {missing} have no SAE: add them to sae_layers of params/{profile.name}.yaml")
+    return layers
+
+
+def profile_conditions(corpus: sae_module.Corpus, profile, layers: Sequence[int], seed: int = 0) -> list[Condition]:
+    """The baseline and, at every steering layer, the four conditions, with the profile's SAE and surgery settings."""
+    settings = sae_module.settings_from_profile(profile, seed)
+    surgery_settings = surgery.settings_from_profile(profile, seed)
+    return [Condition("baseline")] + [c for layer in layers for c in layer_conditions(
+        corpus, layer, settings, surgery_settings, profile.sae_identify_split, profile.steer_alpha)]
+
+
+def ensure_generations(model: LoadedModel, texts: Sequence[str], decoding: Decoding, condition: Condition) -> list[str]:
+    """The responses of one condition, generated once and cached under a digest of model, texts, decoding and edit."""
+    key = hashlib.sha256(json.dumps([model.spec.name, list(texts), dataclasses.asdict(decoding), condition.name,
+                                     condition.layer, condition.fingerprint]).encode()).hexdigest()[:20]
+    path = cache_dir("generations", model.spec.name) / f"{key}.json"
+    if path.is_file():
+        try:
+            responses = json.loads(path.read_text())["responses"]
+        except (json.JSONDecodeError, KeyError) as err:
+            print(f"{path}: unreadable ({err}); generating again")
+        else:
+            if isinstance(responses, list) and len(responses) == len(texts):
+                return responses
+            print(f"{path}: holds {len(responses)} responses for {len(texts)} texts; generating again")
+    responses = generate(model, texts, decoding, condition.layer, condition.edit)
+    atomic_write_text(path, json.dumps({"condition": condition.name, "layer": condition.layer,
+                                        "responses": responses}) + "\n")
+    return responses
