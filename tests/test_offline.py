@@ -8,24 +8,6 @@ import socket
 import pytest
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Fail any connection that leaves this machine (loopback stays allowed: the ci judge is served locally)."""
-    attempts = []
-    real_connect = socket.socket.connect
-
-    def guarded(self, address):
-        host = address[0] if isinstance(address, tuple) else str(address)
-        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
-            attempts.append(address)
-            raise OSError(f"network access in the ci profile: {address}")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)  # urllib, requests and httpx all end up here
-    yield attempts
-    assert attempts == [], f"the ci profile tried to reach {attempts}"
-
-
 def test_the_ci_start_up_path_stays_on_this_machine(no_network, tmp_path, monkeypatch):
     from helpers import activations, geometry, models, pruning
     from helpers.data import profile_moral_data

