@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from helpers import activations as act
+from helpers.shards import Shard
 
 TEXTS = ["Helping a friend move house is morally", "Lying is morally", "Stealing a bike is morally",
          "Keeping a promise to your little brother even when it costs you is morally", "Cheating is morally"]
@@ -96,15 +100,52 @@ def test_rows_follow_text_order_despite_length_sorting(tiny_model, tmp_path, mon
     np.testing.assert_allclose(store.load(1, "last")[3], single["last.1"][0].numpy(), rtol=1e-5, atol=1e-5)
 
 
-def test_truncated_layer_file_is_detected_and_rebuilt(tiny_model, tmp_path, monkeypatch):
-    store = _extract(tiny_model, tmp_path, monkeypatch)
-    good = store.load(0, "mean")
-    path = store.directory / "layer_000.safetensors"
-    path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(act.CacheError, match="layer_000.safetensors: missing or truncated"):
-        act.open_store(store.directory)
-    rebuilt = _extract(tiny_model, tmp_path, monkeypatch)
-    np.testing.assert_array_equal(rebuilt.load(0, "mean"), good)
+def _halve(path):
+    """Cut a file to its first half, as a full disk or an interrupted copy would."""
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(("damaged", "recomputed"), [("chunk_00000.safetensors", 4), ("layer_000.safetensors", 5),
+                                                     ("manifest.json", 5)])
+def test_truncated_cache_file_is_detected_logged_and_rebuilt(damaged, recomputed, tiny_model, tmp_path, monkeypatch,
+                                                             caplog):
+    reference = _extract(tiny_model, tmp_path / "reference", monkeypatch)
+    if damaged.startswith("chunk"):  # shard 0/2 leaves chunks 0 and 2 (of 3) unmerged; chunk 2 (1 text) stays whole
+        assert _extract(tiny_model, tmp_path / "damaged", monkeypatch, shard=Shard(0, 2)) is None
+        path = act.store_dir("tiny", TEXTS, 128) / "chunks" / damaged
+    else:
+        path = _extract(tiny_model, tmp_path / "damaged", monkeypatch).directory / damaged
+    _halve(path)
+    if not damaged.startswith("chunk"):
+        with pytest.raises(act.CacheError, match=f"{damaged}: (missing or truncated|unreadable)"):
+            act.open_store(path.parent)
+    forwarded = []
+    real = act._forward_pooled
+
+    def counting(model, batch, max_length, layers):
+        forwarded.extend(batch)
+        return real(model, batch, max_length, layers)
+
+    monkeypatch.setattr(act, "_forward_pooled", counting)
+    with caplog.at_level(logging.WARNING, logger="helpers.activations"):
+        rebuilt = _extract(tiny_model, tmp_path / "damaged", monkeypatch)
+    assert re.search(f"{damaged}: (truncated or unreadable .*computing it again|.*rebuilding the cache)", caplog.text)
+    assert len(forwarded) == recomputed, "only the damaged file's texts are computed again"
+    for layer in range(2):
+        for pooling in act.POOLINGS:
+            np.testing.assert_array_equal(rebuilt.load(layer, pooling), reference.load(layer, pooling))
+
+
+def test_truncated_token_cache_is_detected_and_rebuilt(tiny_model, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    tokens = act.token_activations(tiny_model, "tiny", TEXTS, layers=[0, 1], batch_size=2, progress=False)
+    (path,) = (tmp_path / "cache" / "tokens" / "tiny").glob("*.safetensors")
+    _halve(path)
+    with caplog.at_level(logging.WARNING, logger="helpers.activations"):
+        again = act.token_activations(tiny_model, "tiny", TEXTS, layers=[0, 1], batch_size=2, progress=False)
+    assert f"{path.name}: truncated or unreadable" in caplog.text
+    np.testing.assert_array_equal(again.owner, tokens.owner)
+    np.testing.assert_array_equal(again.acts[1], tokens.acts[1])
 
 
 def test_store_rejects_unknown_layer_and_pooling(tiny_model, tmp_path, monkeypatch):

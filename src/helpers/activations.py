@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import shutil
 import sys
 import time
@@ -24,6 +25,7 @@ from helpers.shards import Shard
 POOLINGS = ("mean", "mean_nosink", "last")
 FORMAT_VERSION = 1
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
+_log = logging.getLogger(__name__)
 
 
 class CacheError(RuntimeError):
@@ -111,7 +113,10 @@ def open_store(directory: Path) -> ActivationStore:
     manifest_path = directory / "manifest.json"
     if not manifest_path.is_file():
         raise CacheError(f"{directory}: no manifest.json, the extraction has not finished")
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except ValueError as error:  # JSONDecodeError or UnicodeDecodeError: a truncated or overwritten manifest
+        raise CacheError(f"{manifest_path}: unreadable ({error})") from None
     for layer in manifest["layers"]:
         path = directory / f"layer_{layer:03d}.safetensors"
         if not path.is_file() or path.stat().st_size != manifest["sizes"][str(layer)]:
@@ -119,13 +124,19 @@ def open_store(directory: Path) -> ActivationStore:
     return ActivationStore(directory, manifest)
 
 
-def _chunk_valid(path: Path, n_layers: int) -> bool:
-    """Whether a chunk file can be read back whole (a truncated or foreign file is not)."""
+def _whole(path: Path, n_tensors: int) -> bool:
+    """Whether a safetensors file exists and reads back whole with `n_tensors` tensors; a damaged one is logged."""
+    if not path.is_file():
+        return False
     try:
         with safe_open(path, framework="pt") as handle:
-            return len(list(handle.keys())) == len(POOLINGS) * n_layers + 1
-    except (SafetensorError, OSError):  # truncated or foreign file: the caller recomputes the chunk
-        return False
+            found = len(list(handle.keys()))
+        problem = None if found == n_tensors else f"{found} tensors, expected {n_tensors}"
+    except (SafetensorError, OSError) as error:  # truncated or foreign file: the caller computes it again
+        problem = str(error)
+    if problem:
+        _log.warning("%s: truncated or unreadable (%s); computing it again", path, problem)
+    return problem is None
 
 
 @torch.no_grad()
@@ -178,8 +189,9 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
         raise ValueError(f"layers must be a non-empty subset of 0..{model.n_layers - 1}, got {list(layers)}")
     try:
         return open_store(directory)
-    except CacheError:
-        pass  # not finished (or damaged): (re)build below, keeping any whole chunks
+    except CacheError as error:  # not finished, or damaged: (re)build below, keeping any whole chunks
+        if (directory / "manifest.json").is_file():
+            _log.warning("%s; rebuilding the cache", error)
     chunks_dir = directory / "chunks"
     chunks_dir.mkdir(parents=True, exist_ok=True)
     lengths = [len(ids) for ids in model.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
@@ -191,7 +203,7 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
         rows = order[c * chunk_size:(c + 1) * chunk_size]
         if not shard.owns(c):
             continue
-        if path.is_file() and _chunk_valid(path, len(layers)):
+        if _whole(path, len(POOLINGS) * len(layers) + 1):
             bar.update(len(rows))
             continue
         start = time.perf_counter()
@@ -297,7 +309,7 @@ def token_activations(model: LoadedModel, model_name: str, texts: Sequence[str],
     if not layers or layers[0] < 0 or layers[-1] >= model.n_layers:
         raise ValueError(f"layers must be a non-empty subset of 0..{model.n_layers - 1}, got {layers}")
     path = cache_dir("tokens", model_name) / f"{cache_key(model_name + '|' + str(layers), texts, max_length)}.safetensors"
-    if not path.is_file():
+    if not _whole(path, len(layers) + 2):
         parts: dict[str, list[torch.Tensor]] = {}
         for b in tqdm(range(0, len(texts), batch_size), desc=f"tokens {model_name}", file=sys.stderr,
                       disable=not progress):
