@@ -6,10 +6,12 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import shutil
+import struct
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -177,7 +179,9 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
     Texts are sorted by token length so batches carry little padding; chunks of `chunk_size` texts are written
     atomically as they finish, then merged into one file per layer and a manifest (written last). With a
     `shard` i/n (n > 1), only every n-th chunk is computed and nothing is merged (returns None): run the shards,
-    then one unsharded call, which finds their chunks and only merges.
+    then one unsharded call, which finds their chunks and only merges. Memory beyond the model: one batch's
+    hidden states and one chunk of pooled vectors (chunk_size × layers × 3 × d_model in `cache_dtype`); the merge
+    streams each layer file from one chunk at a time, so nothing grows with the number of texts.
     """
     if not texts:
         raise ValueError("the list of texts is empty: nothing to extract")
@@ -211,9 +215,9 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
         for b in range(0, len(rows), batch_size):
             batch = [texts[i] for i in rows[b:b + batch_size]]
             for key, value in _forward_pooled(model, batch, max_length, layers).items():
-                parts.setdefault(key, []).append(value)
+                parts.setdefault(key, []).append(value.to(_DTYPES[cache_dtype]))  # a chunk is held in cache dtype
             bar.update(len(batch))
-        tensors = {k: torch.cat(v).to(_DTYPES[cache_dtype]).contiguous() for k, v in parts.items()}
+        tensors = {k: torch.cat(v).contiguous() for k, v in parts.items()}
         tensors["rows"] = torch.as_tensor(rows, dtype=torch.int64)
         with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata={"seconds": f"{time.perf_counter() - start:.6f}"})
@@ -221,6 +225,40 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
     if shard.count > 1:
         return None  # map step only: one unsharded call afterwards merges (and computes any chunk still missing)
     return _merge_chunks(directory, model, model_name, texts, max_length, cache_dtype, n_chunks, layers)
+
+
+_SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16"}
+
+
+def _chunk_layer(path: Path, layer: int) -> dict[str, torch.Tensor]:
+    """One layer's pooled vectors of one finished chunk (every pooling)."""
+    with safe_open(path, framework="pt") as handle:
+        return {pooling: handle.get_tensor(f"{pooling}.{layer}") for pooling in POOLINGS}
+
+
+def _write_rows_streamed(target: Path, names: Sequence[str], n_rows: int, width: int, dtype: torch.dtype,
+                         chunks: Iterable[tuple[torch.Tensor, dict[str, torch.Tensor]]]) -> None:
+    """Write a safetensors file of `[n_rows, width]` tensors chunk by chunk, each chunk's rows written at their
+    indices, atomically: memory holds one chunk, never the whole matrix (the bound of `extract`'s merge)."""
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    row_bytes, size = width * itemsize, n_rows * width * itemsize
+    header = {name: {"dtype": _SAFETENSORS_DTYPES[dtype], "shape": [n_rows, width],
+                     "data_offsets": [i * size, (i + 1) * size]} for i, name in enumerate(names)}
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)  # the format aligns the data to 8 bytes
+    start = 8 + len(blob)
+    with atomic_path(target) as tmp, open(tmp, "r+b") as handle:
+        handle.write(struct.pack("<Q", len(blob)) + blob)
+        handle.truncate(start + len(names) * size)
+        for rows, tensors in chunks:
+            for i, name in enumerate(names):
+                data = tensors[name].to(dtype).contiguous()
+                if data.shape != (len(rows), width):
+                    raise CacheError(f"{target}: a chunk's {name} has shape {tuple(data.shape)}, "
+                                     f"expected ({len(rows)}, {width})")
+                payload = data.view(torch.uint8).numpy()
+                for row, line in zip(rows.tolist(), payload):
+                    os.pwrite(handle.fileno(), line.tobytes(), start + i * size + row * row_bytes)
 
 
 def _merge_chunks(directory: Path, model: LoadedModel, model_name: str, texts: Sequence[str], max_length: int,
@@ -239,19 +277,9 @@ def _merge_chunks(directory: Path, model: LoadedModel, model_name: str, texts: S
                          "delete the folder and extract again")
     sizes = {}
     for layer in layers:
-        merged = {}
-        for pooling in POOLINGS:
-            parts = []
-            for path in chunk_paths:
-                with safe_open(path, framework="pt") as handle:
-                    parts.append(handle.get_tensor(f"{pooling}.{layer}"))
-            stacked = torch.cat(parts)
-            out = torch.empty_like(stacked)
-            out[rows_all] = stacked
-            merged[pooling] = out.contiguous()
         target = directory / f"layer_{layer:03d}.safetensors"
-        with atomic_path(target) as tmp:
-            save_file(merged, tmp)
+        _write_rows_streamed(target, POOLINGS, len(texts), model.d_model, _DTYPES[cache_dtype],
+                             ((chunk_rows, _chunk_layer(path, layer)) for chunk_rows, path in zip(rows, chunk_paths)))
         sizes[str(layer)] = target.stat().st_size
     manifest = {
         "format_version": FORMAT_VERSION, "model": model_name, "n_texts": len(texts), "d_model": model.d_model,
