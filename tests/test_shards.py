@@ -29,6 +29,9 @@ def test_layers_option_is_checked():
         parse_layers("2,30", 30)
     with pytest.raises(ValueError, match="comma-separated"):
         parse_layers("2-4", 30)
+    assert parse_layers("3,40") == [3, 40], "without a depth only the syntax is checked"
+    with pytest.raises(ValueError, match=r"--layers \[-1\] out of range"):
+        parse_layers("-1,2")
 
 
 def test_command_line_rejects_unknown_models_and_bad_shards():
@@ -104,3 +107,28 @@ def test_two_generate_shards_fill_the_cache_a_single_run_fills(tiny_model, tmp_p
     layer_1 = steering.generate(tiny_model, ["Be kind?", "Lie?"], steering.Decoding(max_new_tokens=3, do_sample=False),
                                 1, lambda x: x * 2.0)
     assert layer_1 in [json.loads(text)["responses"] for text in cached("single").values()]
+
+
+def test_the_merge_after_shards_loads_no_model(tiny_model, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from helpers import models
+
+    texts = [f"Action {i} {'and more ' * (i % 5)}is morally" for i in range(2 * activations.CHUNK_SIZE + 7)]
+    profile = SimpleNamespace(max_length=16, batch_size=64, cache_dtype="float32", dtype="float32", device="cpu")
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "single"))
+    single = activations.ensure_activations("tiny", texts, profile, model=tiny_model, progress=False)
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "sharded"))
+    for index in range(2):
+        assert activations.ensure_activations("tiny", texts, profile, model=tiny_model, progress=False,
+                                              shard=Shard(index, 2)) is None
+    assert activations.merge_finished("tiny", texts[:-1], profile) is None, "other texts: no chunks to merge"
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a merge of finished chunks loaded the model")
+
+    monkeypatch.setattr(models, "load_model", no_model)
+    merged = activations.ensure_activations("tiny", texts, profile, progress=False)
+    assert merged.manifest["layers"] == single.manifest["layers"] and merged.d_model == single.d_model
+    for pooling in activations.POOLINGS:
+        np.testing.assert_array_equal(merged.load(1, pooling), single.load(1, pooling))

@@ -2,7 +2,7 @@
 chapters read: `python -m helpers <stage> --profile P [--model M] [--layers 0,5,9] [--shard i/n]`.
 
 Stages: `extract` (pooled activations of the moral sample; a shard computes every n-th chunk of texts and one
-unsharded call afterwards merges them), `train-sae` (one SAE per layer; a shard trains every n-th layer),
+unsharded call afterwards merges them without loading the model), `train-sae` (one SAE per layer; a shard trains every n-th layer),
 `surgery` (chapter 10's fine-tuned SAE per layer, training the pre-trained one first if missing) and `generate`
 (chapter 11's Flames generations, cached per condition; a shard takes every n-th steering layer, shard 0 also
 the baseline).
@@ -17,17 +17,17 @@ from collections.abc import Sequence
 from helpers.shards import Shard, parse_shard
 
 
-def parse_layers(text: str | None, n_layers: int) -> list[int] | None:
-    """`"0,5,9"` (or `"all"`, or None) as a layer list checked against the model's depth; None means all."""
+def parse_layers(text: str | None, n_layers: int | None = None) -> list[int] | None:
+    """`"0,5,9"` (or `"all"`, or None) as a layer list, checked against the model's depth if given; None means all."""
     if text is None or text == "all":
         return None
     try:
         layers = sorted({int(part) for part in text.split(",")})
     except ValueError:
         raise ValueError(f"--layers must be comma-separated block numbers or 'all', got {text!r}") from None
-    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    bad = [layer for layer in layers if layer < 0 or (n_layers is not None and layer >= n_layers)]
     if bad:
-        raise ValueError(f"--layers {bad} out of range 0..{n_layers - 1}")
+        raise ValueError(f"--layers {bad} out of range 0..{'' if n_layers is None else n_layers - 1}")
     return layers
 
 
@@ -35,13 +35,10 @@ def extract(profile, models: Sequence[str], layers: str | None, shard: Shard) ->
     """Pooled activations of the profile's moral sample (what chapters 02–07 read) for each model."""
     from helpers import activations
     from helpers.data import profile_moral_data
-    from helpers.models import load_model
 
     texts = activations.prompts(profile_moral_data(profile).actions, profile.template)
-    for name in models:
-        model = load_model(name, dtype=profile.dtype, device=profile.device)
-        chosen = parse_layers(layers, model.n_layers)
-        store = activations.ensure_activations(name, texts, profile, model=model, layers=chosen, shard=shard)
+    for name in models:  # the model loads only if there is something to extract (extract checks the layer range)
+        store = activations.ensure_activations(name, texts, profile, layers=parse_layers(layers), shard=shard)
         print(f"{name}: " + (f"complete, {store.directory}" if store else f"shard {shard.index}/{shard.count} done"))
 
 

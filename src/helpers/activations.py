@@ -27,6 +27,7 @@ from helpers.shards import Shard
 POOLINGS = ("mean", "mean_nosink", "last")
 FORMAT_VERSION = 1
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
+CHUNK_SIZE = 512  # texts per chunk file: the unit of resumption, of sharding and of the memory bound
 _log = logging.getLogger(__name__)
 
 
@@ -171,7 +172,7 @@ def _forward_pooled(model: LoadedModel, batch: list[str], max_length: int,
 
 
 def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_length: int = 128,
-            batch_size: int = 64, cache_dtype: str = "float32", chunk_size: int = 512,
+            batch_size: int = 64, cache_dtype: str = "float32", chunk_size: int = CHUNK_SIZE,
             progress: bool = True, layers: Sequence[int] | None = None,
             shard: Shard = Shard()) -> ActivationStore | None:
     """Extract every layer's pooled residuals for `texts`, resuming from finished chunks; return the store.
@@ -224,7 +225,7 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
     bar.close()
     if shard.count > 1:
         return None  # map step only: one unsharded call afterwards merges (and computes any chunk still missing)
-    return _merge_chunks(directory, model, model_name, texts, max_length, cache_dtype, n_chunks, layers)
+    return _merge_chunks(directory, model_name, texts, max_length, cache_dtype, n_chunks, layers, model.d_model)
 
 
 _SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16"}
@@ -261,8 +262,8 @@ def _write_rows_streamed(target: Path, names: Sequence[str], n_rows: int, width:
                     os.pwrite(handle.fileno(), line.tobytes(), start + i * size + row * row_bytes)
 
 
-def _merge_chunks(directory: Path, model: LoadedModel, model_name: str, texts: Sequence[str], max_length: int,
-                  cache_dtype: str, n_chunks: int, layers: Sequence[int]) -> ActivationStore:
+def _merge_chunks(directory: Path, model_name: str, texts: Sequence[str], max_length: int, cache_dtype: str,
+                  n_chunks: int, layers: Sequence[int], d_model: int) -> ActivationStore:
     """Merge finished chunks into one file per layer (original text order), write the manifest, drop chunks."""
     chunk_paths = [directory / "chunks" / f"chunk_{c:05d}.safetensors" for c in range(n_chunks)]
     seconds = 0.0
@@ -278,11 +279,11 @@ def _merge_chunks(directory: Path, model: LoadedModel, model_name: str, texts: S
     sizes = {}
     for layer in layers:
         target = directory / f"layer_{layer:03d}.safetensors"
-        _write_rows_streamed(target, POOLINGS, len(texts), model.d_model, _DTYPES[cache_dtype],
+        _write_rows_streamed(target, POOLINGS, len(texts), d_model, _DTYPES[cache_dtype],
                              ((chunk_rows, _chunk_layer(path, layer)) for chunk_rows, path in zip(rows, chunk_paths)))
         sizes[str(layer)] = target.stat().st_size
     manifest = {
-        "format_version": FORMAT_VERSION, "model": model_name, "n_texts": len(texts), "d_model": model.d_model,
+        "format_version": FORMAT_VERSION, "model": model_name, "n_texts": len(texts), "d_model": d_model,
         "layers": list(layers), "poolings": list(POOLINGS), "max_length": max_length,
         "cache_dtype": cache_dtype, "sizes": sizes, "extract_seconds": round(seconds, 3),
         "first_text": texts[0],
@@ -359,6 +360,24 @@ def token_activations(model: LoadedModel, model_name: str, texts: Sequence[str],
     return TokenActivations(acts, owner, position, len(texts))
 
 
+def merge_finished(model_name: str, texts: Sequence[str], profile,
+                   layers: Sequence[int] | None = None) -> ActivationStore | None:
+    """Merge an extraction whose chunks are all written (e.g. by shards) without loading the model; None if a
+    chunk is missing or damaged, so the caller extracts."""
+    directory = store_dir(model_name, texts, profile.max_length, layers)
+    paths = [directory / "chunks" / f"chunk_{c:05d}.safetensors" for c in range(-(-len(texts) // CHUNK_SIZE))]
+    if not all(path.is_file() for path in paths):
+        return None
+    with safe_open(paths[0], framework="pt") as handle:
+        keys = [key for key in handle.keys() if key != "rows"]
+        d_model = int(handle.get_slice(keys[0]).get_shape()[1])
+    chunk_layers = sorted({int(key.rsplit(".", 1)[1]) for key in keys})
+    if not all(_whole(path, len(POOLINGS) * len(chunk_layers) + 1) for path in paths):
+        return None
+    return _merge_chunks(directory, model_name, texts, profile.max_length, profile.cache_dtype, len(paths),
+                         chunk_layers, d_model)
+
+
 def ensure_activations(model_name: str, texts: Sequence[str], profile, model: LoadedModel | None = None,
                        progress: bool = True, layers: Sequence[int] | None = None,
                        shard: Shard = Shard()) -> ActivationStore | None:
@@ -367,6 +386,9 @@ def ensure_activations(model_name: str, texts: Sequence[str], profile, model: Lo
     try:
         return open_store(store_dir(model_name, texts, profile.max_length, layers))
     except CacheError:
+        merged = merge_finished(model_name, texts, profile, layers) if shard.count == 1 else None
+        if merged is not None:
+            return merged
         if model is None:
             from helpers.models import load_model
 
