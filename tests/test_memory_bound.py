@@ -13,7 +13,7 @@ WIDTH, N_LAYERS, CHUNK = 2048, 4, 256
 SMALL, LARGE = 6000, 12000  # texts; a merged layer of the large run (3 poolings, float16) is 141 MiB
 ALLOWED_MB = 100  # resident growth allowed for the large run: a chunk (12 MiB) plus a fixed ~65 MiB of start-up
 DRIVER = f"""
-import json, resource, sys, types
+import json, sys, types
 import torch
 from helpers import activations
 
@@ -32,10 +32,15 @@ def tokenizer(batch, truncation, max_length):
 
 activations._forward_pooled = forward_pooled
 model = types.SimpleNamespace(n_layers=N_LAYERS, d_model=WIDTH, tokenizer=tokenizer)
-rss_before = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2**20
+def status_mib(field):
+    # this process's own memory figures; ru_maxrss would carry the high-water mark of the parent across exec
+    line = next(l for l in open("/proc/self/status") if l.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+rss_before = status_mib("VmRSS")
 store = activations.extract(model, "synthetic", texts, batch_size=64, cache_dtype="float16", chunk_size=CHUNK,
                             progress=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before reading anything back
+peak = status_mib("VmHWM")  # before reading anything back
 rows = [store.load(layer, "mean")[[0, N_TEXTS // 2, N_TEXTS - 1], :3].tolist() for layer in range(N_LAYERS)]
 print(json.dumps({{"growth_mb": peak - rss_before, "rows": rows, "sizes": store.manifest["sizes"]}}))
 """
