@@ -49,3 +49,18 @@ def test_missing_entry_names_the_chapter(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="run chapter 42_none with profile ci"):
         L.load("42_none", "ci")
+
+
+def test_peak_rss_is_this_process_not_an_inherited_high_water_mark():
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from helpers.ledger import peak_rss_mb
+
+    big = np.ones(50_000_000)  # 400 MB resident in this (parent) process
+    child = subprocess.run([sys.executable, "-c", "from helpers.ledger import peak_rss_mb; print(peak_rss_mb())"],
+                           capture_output=True, text=True, check=True)
+    assert big.sum() > 0 and peak_rss_mb() > 400
+    assert float(child.stdout) < 300, "a fresh interpreter's peak must not include its parent's 400 MB"

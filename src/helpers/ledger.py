@@ -46,7 +46,12 @@ def to_jsonable(value: Any) -> Any:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB."""
+    """Peak resident memory of this process so far, in MB: Linux's VmHWM (ru_maxrss would carry a parent's
+    high-water mark across exec, e.g. into a spawned benchmark process), ru_maxrss where /proc is absent."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
