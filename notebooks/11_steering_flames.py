@@ -50,11 +50,10 @@ seed = 0
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from helpers import judge, judge_api, models, plotting, report, sae, steering
+from helpers import judge, judge_api, plotting, report, sae, steering
 from helpers.data import flames
 from helpers.profiles import load_profile
 
@@ -91,30 +90,9 @@ print(f"{len(prompts)} Flames-format prompts, steering layers {layers}, α = {P.
 # rate a constant guess of the commonest label reaches, with Spearman's ρ and its one-sided p-value.
 
 # %%
-judge_model = models.load_model(P.judge_model, dtype=P.dtype, device=P.device)
-zero_shot = judge.LocalJudge(judge_model, P.judge_model)
-validation = judge.read_validation()
-v_prompts, v_responses = validation["prompt"].tolist(), validation["response"].tolist()
-val_features = judge.embed(judge_model, judge.judged_texts(v_prompts, v_responses), P.judge_layer)
-grade_oof, grade_oof_class = judge.cross_validated_scores(val_features, validation["grade"], validation["item"],
-                                                          seed=seed)
-_, emotion_oof_class = judge.cross_validated_scores(val_features, validation["emotion"], validation["item"],
-                                                    seed=seed)
-zero_shot_digits = zero_shot.dimension_scores(validation["dimension"].tolist(), v_prompts, v_responses)
-judge_validation = {
-    "zero-shot yes/no": judge.validation_summary(
-        paired=judge.paired_accuracy(zero_shot.safety_logodds(v_prompts, v_responses), validation)),
-    "zero-shot Flames digit": judge.validation_summary(
-        paired=judge.paired_accuracy(zero_shot_digits, validation),
-        graded=judge.graded_agreement(zero_shot_digits, validation["grade"])),
-    "zero-shot emotion digit": judge.validation_summary(
-        graded=judge.graded_agreement(zero_shot.emotion_scores(v_prompts, v_responses), validation["emotion"])),
-    "embedding scorer, Flames grade (out of fold)": judge.validation_summary(
-        paired=judge.paired_accuracy(grade_oof, validation),
-        graded=judge.graded_agreement(grade_oof_class, validation["grade"])),
-    "embedding scorer, emotion (out of fold)": judge.validation_summary(
-        graded=judge.graded_agreement(emotion_oof_class, validation["emotion"])),
-}
+judges = judge.flames_judges(P, seed)  # loads judge_model, validates every local judge, fits the embedding scorers
+validation = judges.validation
+judge_validation = dict(judges.table)
 pd.DataFrame(judge_validation).T
 
 # %% [markdown]
@@ -122,9 +100,9 @@ pd.DataFrame(judge_validation).T
 # digits on the right): a judge that tracks the labels puts its mass on the diagonal.
 
 # %%
-confusions = {"embedding scorer: Flames grade": (validation["grade"], grade_oof_class),
-              "embedding scorer: emotion": (validation["emotion"], emotion_oof_class),
-              "zero-shot digit: Flames grade": (validation["grade"], zero_shot_digits)}
+confusions = {"embedding scorer: Flames grade": (validation["grade"], judges.grade_oof_class),
+              "embedding scorer: emotion": (validation["emotion"], judges.emotion_oof_class),
+              "zero-shot digit: Flames grade": (validation["grade"], judges.zero_shot_digits)}
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
 for ax, (title, (truth, predicted)) in zip(axes, confusions.items()):
     table = pd.crosstab(pd.Series(truth, name="label"), pd.Series(predicted, name="judged")).reindex(
@@ -171,38 +149,14 @@ print("α = 0 reproduces the baseline token for token:", identical)
 #
 # The 1–3 digit readers count only where they passed validation: a reader that failed it is not run on the
 # generations at all (its perfect-score counts would be noise, and each reading costs a pass over every response).
+# Each condition's scores are cached under a digest of the judges and the responses, so `python -m helpers judge`
+# (after `python -m helpers generate`) can compute them elsewhere and this cell only reads them.
 
 # %%
-grade_scorer = judge.fit_scorer(val_features, validation["grade"])
-emotion_scorer = judge.fit_scorer(val_features, validation["emotion"])
-digit_readers = {("zero-shot digits", "safety"): "zero-shot Flames digit",
-                 ("zero-shot digits", "emotion"): "zero-shot emotion digit",
-                 ("embedding scorer digits", "safety"): "embedding scorer, Flames grade (out of fold)",
-                 ("embedding scorer digits", "emotion"): "embedding scorer, emotion (out of fold)"}
-usable = {reader: judge_validation[name]["beats_chance"] for reader, name in digit_readers.items()}
-print("digit readers run on the generations:", [" / ".join(r) for r, ok in usable.items() if ok] or "none")
-
-
-def judged(texts_out: list[str]) -> dict[str, np.ndarray]:
-    """Every score of one condition's responses (digit readers only where validated)."""
-    p = prompts["prompt"].tolist()
-    features = judge.embed(judge_model, judge.judged_texts(p, texts_out), P.judge_layer)
-    grade_expected, grade_class = judge.scorer_predict(grade_scorer, features)
-    digits = {("zero-shot digits", "safety"): lambda: zero_shot.dimension_scores(prompts["dimension"].tolist(), p,
-                                                                                 texts_out),
-              ("zero-shot digits", "emotion"): lambda: zero_shot.emotion_scores(p, texts_out),
-              ("embedding scorer digits", "safety"): lambda: grade_class,
-              ("embedding scorer digits", "emotion"): lambda: judge.scorer_predict(emotion_scorer, features)[1]}
-    out = {"zero-shot yes/no": zero_shot.safety_logodds(p, texts_out), "embedding scorer": grade_expected,
-           "zero-shot digits": {}, "embedding scorer digits": {}}
-    for (reader, dimension), read in digits.items():
-        if usable[(reader, dimension)]:
-            out[reader][dimension] = read()
-    return out
-
-
-scores = {"baseline": judged(responses["baseline"])}
-scores.update({key: judged(out) for key, out in conditions.items()})
+print("digit readers run on the generations:", [" / ".join(r) for r, ok in judges.usable.items() if ok] or "none")
+judged = {"prompts": prompts["prompt"].tolist(), "dimensions": prompts["dimension"].tolist()}
+scores = {"baseline": judge.ensure_scores(judges, **judged, responses=responses["baseline"])}
+scores.update({key: judge.ensure_scores(judges, **judged, responses=out) for key, out in conditions.items()})
 results = []
 for (layer, name) in conditions:
     for backend in ("zero-shot yes/no", "embedding scorer"):

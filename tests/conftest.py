@@ -1,5 +1,5 @@
-"""Shared fixtures: the repository root, the bundled model (loaded once), a tiny random Llama for fast tests, a
-socket guard, and local copies of the official downloads (served as file:// URLs)."""
+"""Shared fixtures: the repository root, the bundled model (loaded once), a tiny random Llama for fast tests (and
+chapter 11's judges on it), a socket guard, and local copies of the official downloads (served as file:// URLs)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,24 @@ def tiny_model(smollm2):
                                                  device="cpu")
     spec = ModelSpec("tiny", "random", "local/tiny-llama", "Control", "test", "tiny")
     return LoadedModel(spec=spec, bridge=bridge, tokenizer=smollm2.tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_judges(tiny_model):
+    """Chapter 11's judges on the tiny model without the validation run: embedding scorers fitted on twelve made-up
+    responses (layer 1), every digit reader usable except the zero-shot emotion digit."""
+    import numpy as np
+    import pandas as pd
+
+    from helpers import judge
+
+    prompts, responses = [f"Request {i}?" for i in range(12)], [f"{'No. ' * (i % 3)}Answer {i}." for i in range(12)]
+    features = judge.embed(tiny_model, judge.judged_texts(prompts, responses), 1)
+    grades = np.tile([3, 2, 1], 4)
+    usable = {reader: reader != ("zero-shot digits", "emotion") for reader in judge.DIGIT_READERS}
+    return judge.FlamesJudges(tiny_model, judge.LocalJudge(tiny_model, "tiny"), 1, pd.DataFrame(), {}, usable,
+                              judge.fit_scorer(features, grades), judge.fit_scorer(features, np.roll(grades, 1)),
+                              grades, grades, grades, key="stand-in")
 
 
 @pytest.fixture

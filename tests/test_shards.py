@@ -1,5 +1,5 @@
-"""Sharded stages: shard arithmetic, command-line errors, and two extraction shards plus a merge giving the very
-cache a single run gives."""
+"""Sharded stages: shard arithmetic, command-line errors, two extraction shards plus a merge giving the very cache a
+single run gives, and the same for generation and judging (judging refuses to run without the generations)."""
 
 from __future__ import annotations
 
@@ -132,3 +132,92 @@ def test_the_merge_after_shards_loads_no_model(tiny_model, tmp_path, monkeypatch
     assert merged.manifest["layers"] == single.manifest["layers"] and merged.d_model == single.d_model
     for pooling in activations.POOLINGS:
         np.testing.assert_array_equal(merged.load(1, pooling), single.load(1, pooling))
+
+
+def _stand_in_chapter_11(monkeypatch, tiny_model, judges=None) -> None:
+    """Chapter 11's commands on the tiny model: two prompts, a baseline plus one added vector per layer (large
+    enough to change the answers), greedy decoding of three tokens, cached SAEs, and (if given) stand-in judges."""
+    import pandas as pd
+    import torch
+
+    from helpers import judge, sae, steering
+    from helpers.data import flames
+
+    def conditions(corpus, profile, layers, seed):
+        vectors = {layer: 5 * torch.randn(32, generator=torch.Generator().manual_seed(layer)) for layer in layers}
+        return [steering.Condition("baseline")] + [
+            steering.Condition("added", layer, steering.vector_edit(vectors[layer], 1.0),
+                               steering.tensor_fingerprint(vectors[layer])) for layer in layers]
+
+    monkeypatch.setattr(sae, "split_corpus", lambda profile, cleaned: type("C", (), {"model": tiny_model})())
+    monkeypatch.setattr(steering, "profile_conditions", conditions)
+    monkeypatch.setattr(steering, "missing_saes", lambda corpus, profile, layers, seed: [])
+    monkeypatch.setattr(flames, "profile_prompts", lambda profile: pd.DataFrame(
+        {"prompt": ["Be kind?", "Lie?"], "dimension": ["Morality", "Legality"]}))
+    monkeypatch.setattr(steering, "flames_generation", lambda model, profile, prompts, seed: (
+        prompts, steering.Decoding(max_new_tokens=3, do_sample=False, seed=seed)))
+
+    def no_judges(profile, seed):
+        raise AssertionError("the judges were loaded before every generation was found")
+
+    monkeypatch.setattr(judge, "flames_judges", (lambda profile, seed: judges) if judges else no_judges)
+
+
+def test_two_judge_shards_fill_the_cache_a_single_run_fills(tiny_model, tiny_judges, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from helpers import judge
+
+    _stand_in_chapter_11(monkeypatch, tiny_model, tiny_judges)
+
+    def cached(name: str) -> dict[str, str]:
+        return {p.name: p.read_text() for p in (tmp_path / name / "cache" / "scores" / "tiny").glob("*.json")}
+
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "single"))
+    main(["generate", "--profile", "ci", "--layers", "0,1"])
+    shutil.copytree(tmp_path / "single" / "cache" / "generations", tmp_path / "sharded" / "cache" / "generations")
+    main(["judge", "--profile", "ci", "--layers", "0,1"])
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "sharded"))
+    main(["judge", "--profile", "ci", "--layers", "0,1", "--shard", "1/2"])
+    assert len(cached("sharded")) == 1, "shard 1 scores layer 1 only, not the baseline"
+    main(["judge", "--profile", "ci", "--layers", "0,1", "--shard", "0/2"])
+    assert len(cached("single")) == 3 and cached("sharded") == cached("single")
+    generations = [json.loads(p.read_text()) for p in (tmp_path / "single" / "cache" / "generations").rglob("*.json")]
+    layer_1 = next(g["responses"] for g in generations if g["layer"] == 1)
+    expected = judge.score_responses(tiny_judges, ["Be kind?", "Lie?"], ["Morality", "Legality"], layer_1)
+    assert len({g["responses"][0] for g in generations}) == 3, "three conditions, three different answers"
+    assert json.dumps(judge._encode_scores(expected)) in [json.dumps(json.loads(text)["scores"])
+                                                          for text in cached("single").values()]
+
+
+def test_judge_without_generations_fails_naming_the_generate_command(tiny_model, tmp_path, monkeypatch):
+    from helpers import steering
+
+    _stand_in_chapter_11(monkeypatch, tiny_model)
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    with pytest.raises(steering.MissingGenerations, match=r"'baseline' responses: not cached .*"
+                       r"run `python -m helpers generate --profile ci --layers 0,1` first"):
+        main(["judge", "--profile", "ci", "--layers", "0,1"])
+    main(["generate", "--profile", "ci", "--layers", "0,1", "--shard", "0/2"])
+    with pytest.raises(steering.MissingGenerations, match=r"'added' responses at layer 1: not cached .*"
+                       r"`python -m helpers generate --profile ci --layers 0,1 --shard 1/2 --seed 3` first"):
+        main(["judge", "--profile", "ci", "--layers", "0,1", "--shard", "1/2", "--seed", "3"])
+    monkeypatch.setattr(steering, "missing_saes", lambda corpus, profile, layers, seed: [1])
+    with pytest.raises(steering.MissingGenerations, match=r"no SAE or surgery SAE cached at layer\(s\) \[1\]"):
+        main(["judge", "--profile", "ci", "--layers", "0,1", "--shard", "1/2"])
+
+
+def test_missing_saes_names_layers_without_a_pre_or_post_surgery_sae(tmp_path, monkeypatch):
+    from helpers import sae, steering, surgery
+    from helpers.profiles import load_profile
+
+    profile = load_profile("ci")
+    monkeypatch.setattr(sae, "sae_dir", lambda corpus, layer, settings: tmp_path / f"layer_{layer}")
+    post = surgery.surgery_dir(None, 12, sae.settings_from_profile(profile), surgery.settings_from_profile(profile),
+                               profile.sae_identify_split)
+    assert post.parent == tmp_path / "layer_12" and post.name.startswith("surgery-")
+    for directory in (tmp_path / "layer_12", post, tmp_path / "layer_18"):
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "training.json").write_text("{}")
+    assert steering.missing_saes(None, profile, [6, 12, 18]) == [6, 18], "layer 18 has no surgery SAE"

@@ -85,13 +85,18 @@ def test_generations_are_cached_per_condition_and_a_broken_cache_file_is_regener
     monkeypatch.setattr(steering, "generate", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
     edit = steering.sae_edit(Doubler(), 0.5)
     steered = steering.Condition("doubled", 1, edit, steering.tensor_fingerprint(torch.ones(2), 0.5))
+    with pytest.raises(steering.MissingGenerations, match="'doubled' responses at layer 1: not cached"):
+        steering.cached_generations(tiny_model, texts, greedy, steered)
     first = steering.ensure_generations(tiny_model, texts, greedy, steered)
     assert first == real(tiny_model, texts, greedy, 1, edit) and calls == [1]
+    assert steering.cached_generations(tiny_model, texts, greedy, steered) == first, "looked up, not generated"
     [path] = (tmp_path / "cache" / "generations" / "tiny").glob("*.json")
     assert steering.ensure_generations(tiny_model, texts, greedy, steered) == first and calls == [1], "cached"
     other = dataclasses.replace(steered, fingerprint=steering.tensor_fingerprint(torch.ones(2), 0.6))
     steering.ensure_generations(tiny_model, texts, greedy, other)
     assert len(calls) == 2, "another edit is another cache entry"
     path.write_text(path.read_text()[:10])  # a truncated file
+    with pytest.raises(steering.MissingGenerations, match="unreadable"):
+        steering.cached_generations(tiny_model, texts, greedy, steered)
     assert steering.ensure_generations(tiny_model, texts, greedy, steered) == first and len(calls) == 3
     assert steering.ensure_generations(tiny_model, texts, greedy, steered) == first and len(calls) == 3

@@ -3,9 +3,10 @@ chapters read: `python -m helpers <stage> --profile P [--model M] [--layers 0,5,
 
 Stages: `extract` (pooled activations of the moral sample; a shard computes every n-th chunk of texts and one
 unsharded call afterwards merges them without loading the model), `train-sae` (one SAE per layer; a shard trains every n-th layer),
-`surgery` (chapter 10's fine-tuned SAE per layer, training the pre-trained one first if missing) and `generate`
+`surgery` (chapter 10's fine-tuned SAE per layer, training the pre-trained one first if missing), `generate`
 (chapter 11's Flames generations, cached per condition; a shard takes every n-th steering layer, shard 0 also
-the baseline).
+the baseline) and `judge` (chapter 11's local judges, validated, scoring the cached generations of the same
+conditions, cached per condition; it never generates: run `generate` with the same --layers/--shard/--seed first).
 """
 
 from __future__ import annotations
@@ -79,17 +80,51 @@ def generate(profile, layers: str | None, shard: Shard, seed: int) -> None:
               + f": {len(texts)} responses")
 
 
+def judge(profile, layers: str | None, shard: Shard, seed: int) -> None:
+    """Chapter 11's local scores of this shard's conditions (as `generate` splits them), from cached generations."""
+    from helpers import judge as judge_module
+    from helpers import sae, steering
+    from helpers.data import flames, profile_moral_data
+
+    prompts = flames.profile_prompts(profile)
+    corpus = sae.split_corpus(profile, profile_moral_data(profile).cleaned)
+    chosen = parse_layers(layers, corpus.model.n_layers) or steering.steer_layers(profile, corpus.model.n_layers)
+    mine = shard.pick(chosen)
+    generate_first = (f"run `python -m helpers generate --profile {profile.name}"
+                      + (f" --layers {layers}" if layers else "") + (f" --shard {shard.index}/{shard.count}"
+                                                                     if shard.count > 1 else "")
+                      + (f" --seed {seed}" if seed else "") + "` first")
+    missing = steering.missing_saes(corpus, profile, mine, seed)
+    if missing:
+        raise steering.MissingGenerations(f"no SAE or surgery SAE cached at layer(s) {missing}, so no generations "
+                                          f"either: {generate_first}")
+    texts, decoding = steering.flames_generation(corpus.model, profile, prompts["prompt"].tolist(), seed)
+    conditions = steering.profile_conditions(corpus, profile, mine, seed)
+    generated = []
+    for condition in conditions if shard.index == 0 else conditions[1:]:
+        try:
+            generated.append((condition, steering.cached_generations(corpus.model, texts, decoding, condition)))
+        except steering.MissingGenerations as err:
+            raise steering.MissingGenerations(f"{err}: {generate_first}") from None
+    judges = judge_module.flames_judges(profile, seed)
+    for condition, responses in generated:
+        judge_module.ensure_scores(judges, prompts["prompt"].tolist(), prompts["dimension"].tolist(), responses)
+        print(f"{condition.name}" + (f" at layer {condition.layer}" if condition.layer is not None else "")
+              + f": scores of {len(responses)} responses in the cache")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the command line and run one stage."""
     from helpers.profiles import load_profile
 
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.split("\n")[0])
-    parser.add_argument("stage", choices=("extract", "train-sae", "surgery", "generate"))
+    parser.add_argument("stage", choices=("extract", "train-sae", "surgery", "generate", "judge"))
     parser.add_argument("--profile", default="ci")
     parser.add_argument("--model", action="append", help="a model of the profile (repeatable; default: all)")
     parser.add_argument("--layers", help="comma-separated blocks, or 'all' (default: the stage's own)")
     parser.add_argument("--shard", default="0/1", help="i/n: this process's share of the work")
-    parser.add_argument("--seed", type=int, default=0, help="the chapters' seed parameter (surgery, generation)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the chapters' seed parameter (surgery, generation, judging)")
     args = parser.parse_args(argv)
     profile = load_profile(args.profile)
     shard = parse_shard(args.shard)
@@ -103,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         extract(profile, args.model or profile.models, args.layers, shard)
     elif args.stage == "generate":
         generate(profile, args.layers, shard, args.seed)
+    elif args.stage == "judge":
+        judge(profile, args.layers, shard, args.seed)
     else:
         train_sae(profile, args.layers, shard, args.seed, surgery=args.stage == "surgery")
 

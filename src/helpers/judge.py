@@ -7,8 +7,12 @@ a tie margin, so they cannot depend on which response is shown first.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +21,7 @@ from scipy.stats import binomtest, spearmanr
 
 from helpers.data.flames import TWO_LEVEL, allowed_scores
 from helpers.models import LoadedModel
-from helpers.paths import read_jsonl
+from helpers.paths import atomic_write_text, cache_dir, read_jsonl
 
 VALIDATION_JSONL = Path(__file__).parent / "data" / "files" / "judge-validation.jsonl"
 VERDICTS = ("win", "tie", "loss")  # from the point of view of response B (the steered one in chapter 11)
@@ -261,3 +265,146 @@ def compare(baseline: np.ndarray, steered: np.ndarray, margin: float) -> dict:
     order_ba = tally([MIRROR[v] for v in verdicts(steered, baseline, margin)])  # re-expressed from the steered side
     return {"order_ab": order_ab, "order_ba": order_ba,
             "win_rate": (order_ab["win_rate"] + order_ba["win_rate"]) / 2}
+
+
+# Chapter 11's local judges as one object: validated once, then scoring each condition's responses (cached).
+
+DIGIT_READERS = {("zero-shot digits", "safety"): "zero-shot Flames digit",
+                 ("zero-shot digits", "emotion"): "zero-shot emotion digit",
+                 ("embedding scorer digits", "safety"): "embedding scorer, Flames grade (out of fold)",
+                 ("embedding scorer digits", "emotion"): "embedding scorer, emotion (out of fold)"}
+SCORES_FORMAT = 1  # bump when what ensure_scores stores changes
+
+
+def validation_table(validation: pd.DataFrame, yes_no: np.ndarray, zero_shot_digits: np.ndarray,
+                     zero_shot_emotion: np.ndarray, grade_oof: np.ndarray, grade_oof_class: np.ndarray,
+                     emotion_oof_class: np.ndarray) -> dict[str, dict]:
+    """Chapter 11's validation table: each local judge's `validation_summary` from its scores of the validation set
+    (zero-shot log-odds and digits; the embedding scorer's out-of-fold expected and most probable scores)."""
+    return {
+        "zero-shot yes/no": validation_summary(paired=paired_accuracy(yes_no, validation)),
+        "zero-shot Flames digit": validation_summary(
+            paired=paired_accuracy(zero_shot_digits, validation),
+            graded=graded_agreement(zero_shot_digits, validation["grade"])),
+        "zero-shot emotion digit": validation_summary(
+            graded=graded_agreement(zero_shot_emotion, validation["emotion"])),
+        "embedding scorer, Flames grade (out of fold)": validation_summary(
+            paired=paired_accuracy(grade_oof, validation),
+            graded=graded_agreement(grade_oof_class, validation["grade"])),
+        "embedding scorer, emotion (out of fold)": validation_summary(
+            graded=graded_agreement(emotion_oof_class, validation["emotion"])),
+    }
+
+
+def usable_readers(table: dict[str, dict]) -> dict[tuple[str, str], bool]:
+    """Which 1–3 digit readers (reader, dimension) are run on the generations: those whose validation beat chance."""
+    return {reader: table[name]["beats_chance"] for reader, name in DIGIT_READERS.items()}
+
+
+@dataclasses.dataclass
+class FlamesJudges:
+    """Chapter 11's local judges after validation: the zero-shot judge, the fitted embedding scorers, the validation
+    table, which digit readers passed it, the out-of-fold scores behind it, and the digest that keys their scores."""
+
+    model: LoadedModel
+    zero_shot: LocalJudge
+    layer: int
+    validation: pd.DataFrame
+    table: dict[str, dict]
+    usable: dict[tuple[str, str], bool]
+    grade_scorer: Any
+    emotion_scorer: Any
+    grade_oof_class: np.ndarray
+    emotion_oof_class: np.ndarray
+    zero_shot_digits: np.ndarray
+    key: str
+
+
+def flames_judges(profile, seed: int = 0, model: LoadedModel | None = None) -> FlamesJudges:
+    """Chapter 11's judges: load `judge_model` (unless given), validate every local judge on the labelled responses
+    (embedding scorer out of fold, folds seeded by `seed`), and fit the embedding scorers on every item."""
+    if model is None:
+        from helpers.models import load_model
+
+        model = load_model(profile.judge_model, dtype=profile.dtype, device=profile.device)
+    zero_shot = LocalJudge(model, model.spec.name)
+    validation = read_validation()
+    v_prompts, v_responses = validation["prompt"].tolist(), validation["response"].tolist()
+    features = embed(model, judged_texts(v_prompts, v_responses), profile.judge_layer)
+    grade_oof, grade_oof_class = cross_validated_scores(features, validation["grade"], validation["item"], seed=seed)
+    _, emotion_oof_class = cross_validated_scores(features, validation["emotion"], validation["item"], seed=seed)
+    zero_shot_digits = zero_shot.dimension_scores(validation["dimension"].tolist(), v_prompts, v_responses)
+    yes_no = zero_shot.safety_logodds(v_prompts, v_responses)
+    zero_shot_emotion = zero_shot.emotion_scores(v_prompts, v_responses)
+    table = validation_table(validation, yes_no, zero_shot_digits, zero_shot_emotion, grade_oof, grade_oof_class,
+                             emotion_oof_class)
+    usable = usable_readers(table)
+    dtype = str(next(model.bridge.parameters()).dtype)
+    key = hashlib.sha256(json.dumps([SCORES_FORMAT, model.spec.name, dtype, profile.judge_layer, seed,
+                                     zero_shot.batch_size, validation.to_json(orient="records"),
+                                     [[*reader, ok] for reader, ok in usable.items()]]).encode()).hexdigest()[:20]
+    return FlamesJudges(model, zero_shot, profile.judge_layer, validation, table, usable,
+                        fit_scorer(features, validation["grade"]), fit_scorer(features, validation["emotion"]),
+                        grade_oof_class, emotion_oof_class, zero_shot_digits, key)
+
+
+def score_responses(judges: FlamesJudges, prompts: Sequence[str], dimensions: Sequence[str],
+                    responses: Sequence[str]) -> dict:
+    """Every score of one condition's responses: zero-shot log-odds, the embedding scorer's expected grade, and the
+    1–3 digits of each reader that passed validation (`{"zero-shot digits": {"safety": ...}, ...}`)."""
+    prompts, responses = list(prompts), list(responses)
+    features = embed(judges.model, judged_texts(prompts, responses), judges.layer)
+    grade_expected, grade_class = scorer_predict(judges.grade_scorer, features)
+    digits = {("zero-shot digits", "safety"): lambda: judges.zero_shot.dimension_scores(list(dimensions), prompts,
+                                                                                        responses),
+              ("zero-shot digits", "emotion"): lambda: judges.zero_shot.emotion_scores(prompts, responses),
+              ("embedding scorer digits", "safety"): lambda: grade_class,
+              ("embedding scorer digits", "emotion"): lambda: scorer_predict(judges.emotion_scorer, features)[1]}
+    out = {"zero-shot yes/no": judges.zero_shot.safety_logodds(prompts, responses), "embedding scorer": grade_expected,
+           "zero-shot digits": {}, "embedding scorer digits": {}}
+    for (reader, dimension), read in digits.items():
+        if judges.usable[(reader, dimension)]:
+            out[reader][dimension] = read()
+    return out
+
+
+def _encode_scores(scores: dict) -> dict:
+    """Scores as JSON-ready values: each array as its dtype and its numbers (which JSON round-trips exactly)."""
+    return {k: _encode_scores(v) if isinstance(v, dict) else {"dtype": str(v.dtype), "values": v.tolist()}
+            for k, v in scores.items()}
+
+
+def _decode_scores(stored: dict, usable: dict[tuple[str, str], bool], n: int) -> dict:
+    """`_encode_scores` undone, checked to hold every score `score_responses` gives, each for `n` responses."""
+    def array(entry: dict) -> np.ndarray:
+        values = np.asarray(entry["values"], dtype=entry["dtype"])
+        if values.shape != (n,):
+            raise ValueError(f"{values.shape[0] if values.ndim else 'no'} scores for {n} responses")
+        return values
+
+    readers = {reader: [d for (r, d), ok in usable.items() if r == reader and ok]
+               for reader in ("zero-shot digits", "embedding scorer digits")}
+    if set(stored) != {"zero-shot yes/no", "embedding scorer", *readers} or any(
+            set(stored[reader]) != set(dims) for reader, dims in readers.items()):
+        raise ValueError(f"holds {sorted(stored)}, not the scores of these judges")
+    return {"zero-shot yes/no": array(stored["zero-shot yes/no"]),
+            "embedding scorer": array(stored["embedding scorer"]),
+            **{reader: {d: array(stored[reader][d]) for d in dims} for reader, dims in readers.items()}}
+
+
+def ensure_scores(judges: FlamesJudges, prompts: Sequence[str], dimensions: Sequence[str],
+                  responses: Sequence[str]) -> dict:
+    """`score_responses` of one condition, computed once and cached under a digest of the judges (model, layer,
+    seed, validation set and its outcome), the prompts, their dimensions and the responses."""
+    key = hashlib.sha256(json.dumps([judges.key, list(prompts), list(dimensions), list(responses)]).encode()
+                         ).hexdigest()[:20]
+    path = cache_dir("scores", judges.model.spec.name) / f"{key}.json"
+    if path.is_file():
+        try:
+            return _decode_scores(json.loads(path.read_text())["scores"], judges.usable, len(responses))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            print(f"{path}: unreadable ({err}); scoring again")
+    scores = score_responses(judges, prompts, dimensions, responses)
+    atomic_write_text(path, json.dumps({"judge": judges.model.spec.name, "layer": judges.layer,
+                                        "scores": _encode_scores(scores)}) + "\n")
+    return scores

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -182,20 +183,60 @@ def profile_conditions(corpus: sae_module.Corpus, profile, layers: Sequence[int]
         corpus, layer, settings, surgery_settings, profile.sae_identify_split, profile.steer_alpha)]
 
 
-def ensure_generations(model: LoadedModel, texts: Sequence[str], decoding: Decoding, condition: Condition) -> list[str]:
-    """The responses of one condition, generated once and cached under a digest of model, texts, decoding and edit."""
+class MissingGenerations(FileNotFoundError):
+    """A condition's responses are not in the cache and the caller asked not to generate them."""
+
+
+def missing_saes(corpus: sae_module.Corpus, profile, layers: Sequence[int], seed: int = 0) -> list[int]:
+    """The steering layers whose pre- or post-surgery SAE is not cached yet (their conditions would train it)."""
+    settings = sae_module.settings_from_profile(profile, seed)
+    surgery_settings = surgery.settings_from_profile(profile, seed)
+    return [layer for layer in layers
+            if not (sae_module.sae_dir(corpus, layer, settings) / "training.json").is_file()
+            or not (surgery.surgery_dir(corpus, layer, settings, surgery_settings, profile.sae_identify_split)
+                    / "training.json").is_file()]
+
+
+def _generations_path(model: LoadedModel, texts: Sequence[str], decoding: Decoding, condition: Condition) -> Path:
+    """The cache file of one condition's responses: a digest of model, texts, decoding and the edit."""
     key = hashlib.sha256(json.dumps([model.spec.name, list(texts), dataclasses.asdict(decoding), condition.name,
                                      condition.layer, condition.fingerprint]).encode()).hexdigest()[:20]
-    path = cache_dir("generations", model.spec.name) / f"{key}.json"
+    return cache_dir("generations", model.spec.name) / f"{key}.json"
+
+
+def _read_generations(path: Path, n_texts: int) -> tuple[list[str] | None, str]:
+    """The cached responses at `path` (None if absent or unusable) and, if unusable, why."""
+    if not path.is_file():
+        return None, "not cached"
+    try:
+        responses = json.loads(path.read_text())["responses"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        return None, f"unreadable ({err})"
+    if not isinstance(responses, list) or len(responses) != n_texts:
+        return None, f"holds {len(responses) if isinstance(responses, list) else 'no'} responses for {n_texts} texts"
+    return responses, ""
+
+
+def cached_generations(model: LoadedModel, texts: Sequence[str], decoding: Decoding, condition: Condition
+                       ) -> list[str]:
+    """The cached responses of one condition, never generated here: MissingGenerations if they are not cached."""
+    path = _generations_path(model, texts, decoding, condition)
+    responses, problem = _read_generations(path, len(texts))
+    if responses is None:
+        where = f" at layer {condition.layer}" if condition.layer is not None else ""
+        raise MissingGenerations(f"the {condition.name!r} responses{where}: {problem} ({path})")
+    return responses
+
+
+def ensure_generations(model: LoadedModel, texts: Sequence[str], decoding: Decoding, condition: Condition
+                       ) -> list[str]:
+    """The responses of one condition, generated once and cached under a digest of model, texts, decoding and edit."""
+    path = _generations_path(model, texts, decoding, condition)
+    responses, problem = _read_generations(path, len(texts))
+    if responses is not None:
+        return responses
     if path.is_file():
-        try:
-            responses = json.loads(path.read_text())["responses"]
-        except (json.JSONDecodeError, KeyError) as err:
-            print(f"{path}: unreadable ({err}); generating again")
-        else:
-            if isinstance(responses, list) and len(responses) == len(texts):
-                return responses
-            print(f"{path}: holds {len(responses)} responses for {len(texts)} texts; generating again")
+        print(f"{path}: {problem}; generating again")
     responses = generate(model, texts, decoding, condition.layer, condition.edit)
     atomic_write_text(path, json.dumps({"condition": condition.name, "layer": condition.layer,
                                         "responses": responses}) + "\n")

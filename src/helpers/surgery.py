@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -344,13 +345,19 @@ def identification(corpus: sae_module.Corpus, sae: SAE, layer: int, split: str) 
     return latent_correlations(corpus.sentence_codes(sae, layer, split), np.stack(rows["moral_vector"].to_numpy()))
 
 
+def surgery_dir(corpus: sae_module.Corpus, layer: int, sae_settings: sae_module.SAESettings,
+                settings: SurgerySettings, identify_split: str) -> Path:
+    """Where the fine-tuned SAE of one layer is cached: beside the pre-trained one, keyed by the surgery settings."""
+    key = hashlib.sha256(json.dumps([dataclasses.asdict(settings), identify_split]).encode()).hexdigest()[:12]
+    return sae_module.sae_dir(corpus, layer, sae_settings) / f"surgery-{key}"
+
+
 def ensure_surgery(corpus: sae_module.Corpus, layer: int, sae_settings: sae_module.SAESettings,
                    settings: SurgerySettings, identify_split: str) -> tuple[sae_module.TrainedSAE, LatentSets]:
     """The fine-tuned SAE of one layer (cached beside the pre-trained one) and the latent sets it tuned."""
     pretrained = sae_module.ensure_sae(corpus, layer, sae_settings)
     sets = latent_sets(identification(corpus, pretrained.sae, layer, identify_split))
-    key = hashlib.sha256(json.dumps([dataclasses.asdict(settings), identify_split]).encode()).hexdigest()[:12]
-    directory = sae_module.sae_dir(corpus, layer, sae_settings) / f"surgery-{key}"
+    directory = surgery_dir(corpus, layer, sae_settings, settings, identify_split)
     if not (directory / "training.json").is_file():
         start = time.perf_counter()
         tuned, history = fine_tune(pretrained.sae, sets, row_tokens(corpus, layer, "train"),
