@@ -33,8 +33,8 @@
 #   for the filtering experiment, a model that detects harm before pruning, …) or the chapter was not run; the row
 #   says which.
 #
-# Rules were written before looking at where this profile's values fall, and tested on hand-built ledgers
-# (`tests/test_claims.py`). Nothing here is recomputed from activations: this chapter only reads the ledger.
+# Every rule is tested on hand-built ledgers whose verdicts are known (`tests/test_claims.py`). Nothing here is
+# recomputed from activations: this chapter only reads the ledger.
 #
 # **Prerequisites:** every chapter before this one (a chapter that has not run makes its claims *not testable*).
 # **Run time:** seconds.
