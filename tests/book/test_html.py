@@ -163,3 +163,14 @@ def test_a_fresh_run_matches_the_committed_reference(root, profile):
         problems += [f"{chapter}: {d}" for d in reference.differences(
             comparable_metrics(_entry(root, profile, chapter)), expected)]
     assert not problems, f"{len(problems)} difference(s) from the reference:\n" + "\n".join(problems[:30])
+
+
+def test_two_builds_compute_identical_metrics(root, profile):
+    """Two-build identity: the committed reference is a clean-clone build of its own, so every number of this build
+    must equal it exactly (timings aside); a deliberate change of the numbers comes with `make reference`."""
+    from helpers import reference
+
+    if profile != "ci" and not (root / "reference" / profile).is_dir():
+        pytest.skip(f"no reference ledger is committed for profile {profile} (only ci has one)")
+    departures = {row["chapter"]: row["differences at all"] for row in reference.compare_run(profile)}
+    assert all(n == 0 for n in departures.values()), f"departures from the reference build: {departures}"
