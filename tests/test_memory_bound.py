@@ -16,6 +16,7 @@ DRIVER = f"""
 import json, sys, types
 import torch
 from helpers import activations
+from helpers.ledger import peak_rss_mb
 
 WIDTH, N_LAYERS, CHUNK = {WIDTH}, {N_LAYERS}, {CHUNK}
 N_TEXTS = int(sys.argv[1])
@@ -33,14 +34,14 @@ def tokenizer(batch, truncation, max_length):
 activations._forward_pooled = forward_pooled
 model = types.SimpleNamespace(n_layers=N_LAYERS, d_model=WIDTH, tokenizer=tokenizer)
 def status_mib(field):
-    # this process's own memory figures; ru_maxrss would carry the high-water mark of the parent across exec
+    # this process's current resident memory
     line = next(l for l in open("/proc/self/status") if l.startswith(field + ":"))
     return int(line.split()[1]) / 1024
 
 rss_before = status_mib("VmRSS")
 store = activations.extract(model, "synthetic", texts, batch_size=64, cache_dtype="float16", chunk_size=CHUNK,
                             progress=False)
-peak = status_mib("VmHWM")  # before reading anything back
+peak = peak_rss_mb()  # this process's own high-water mark, before reading anything back
 rows = [store.load(layer, "mean")[[0, N_TEXTS // 2, N_TEXTS - 1], :3].tolist() for layer in range(N_LAYERS)]
 print(json.dumps({{"growth_mb": peak - rss_before, "rows": rows, "sizes": store.manifest["sizes"]}}))
 """

@@ -197,14 +197,12 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
     except CacheError as error:  # not finished, or damaged: (re)build below, keeping any whole chunks
         if (directory / "manifest.json").is_file():
             _log.warning("%s; rebuilding the cache", error)
-    chunks_dir = directory / "chunks"
-    chunks_dir.mkdir(parents=True, exist_ok=True)
+    (directory / "chunks").mkdir(parents=True, exist_ok=True)
     lengths = [len(ids) for ids in model.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
     order = np.argsort(lengths, kind="stable")
-    n_chunks = (len(texts) + chunk_size - 1) // chunk_size
+    chunk_paths = _chunk_paths(directory, len(texts), chunk_size)
     bar = tqdm(total=len(texts), desc=f"extract {model_name}", file=sys.stderr, disable=not progress)
-    for c in range(n_chunks):
-        path = chunks_dir / f"chunk_{c:05d}.safetensors"
+    for c, path in enumerate(chunk_paths):
         rows = order[c * chunk_size:(c + 1) * chunk_size]
         if not shard.owns(c):
             continue
@@ -225,7 +223,7 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
     bar.close()
     if shard.count > 1:
         return None  # map step only: one unsharded call afterwards merges (and computes any chunk still missing)
-    return _merge_chunks(directory, model_name, texts, max_length, cache_dtype, n_chunks, layers, model.d_model)
+    return _merge_chunks(directory, model_name, texts, max_length, cache_dtype, chunk_paths, layers, model.d_model)
 
 
 _SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16"}
@@ -262,10 +260,14 @@ def _write_rows_streamed(target: Path, names: Sequence[str], n_rows: int, width:
                     os.pwrite(handle.fileno(), line.tobytes(), start + i * size + row * row_bytes)
 
 
+def _chunk_paths(directory: Path, n_texts: int, chunk_size: int) -> list[Path]:
+    """The chunk files of an extraction of `n_texts` texts, `chunk_size` per chunk, in chunk order."""
+    return [directory / "chunks" / f"chunk_{c:05d}.safetensors" for c in range(-(-n_texts // chunk_size))]
+
+
 def _merge_chunks(directory: Path, model_name: str, texts: Sequence[str], max_length: int, cache_dtype: str,
-                  n_chunks: int, layers: Sequence[int], d_model: int) -> ActivationStore:
+                  chunk_paths: Sequence[Path], layers: Sequence[int], d_model: int) -> ActivationStore:
     """Merge finished chunks into one file per layer (original text order), write the manifest, drop chunks."""
-    chunk_paths = [directory / "chunks" / f"chunk_{c:05d}.safetensors" for c in range(n_chunks)]
     seconds = 0.0
     rows = []
     for path in chunk_paths:
@@ -365,7 +367,7 @@ def merge_finished(model_name: str, texts: Sequence[str], profile,
     """Merge an extraction whose chunks are all written (e.g. by shards) without loading the model; None if a
     chunk is missing or damaged, so the caller extracts."""
     directory = store_dir(model_name, texts, profile.max_length, layers)
-    paths = [directory / "chunks" / f"chunk_{c:05d}.safetensors" for c in range(-(-len(texts) // CHUNK_SIZE))]
+    paths = _chunk_paths(directory, len(texts), CHUNK_SIZE)
     if not all(path.is_file() for path in paths):
         return None
     with safe_open(paths[0], framework="pt") as handle:
@@ -374,7 +376,7 @@ def merge_finished(model_name: str, texts: Sequence[str], profile,
     chunk_layers = sorted({int(key.rsplit(".", 1)[1]) for key in keys})
     if not all(_whole(path, len(POOLINGS) * len(chunk_layers) + 1) for path in paths):
         return None
-    return _merge_chunks(directory, model_name, texts, profile.max_length, profile.cache_dtype, len(paths),
+    return _merge_chunks(directory, model_name, texts, profile.max_length, profile.cache_dtype, paths,
                          chunk_layers, d_model)
 
 
