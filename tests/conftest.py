@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import zipfile
 from pathlib import Path
 
@@ -69,21 +68,20 @@ def tiny_judges(tiny_model):
 
 
 @pytest.fixture
-def no_network(monkeypatch):
-    """Fail any connection that leaves this machine (loopback stays allowed: the ci judge is served locally)."""
-    attempts = []
-    real_connect = socket.socket.connect
+def no_network():
+    """Fail any connection that leaves this machine during the test (loopback stays allowed: the ci judge is served
+    locally) and fail the test if it tried; the guard is the one offline profiles install (`helpers.netguard`)."""
+    from helpers import netguard
 
-    def guarded(self, address):
-        host = address[0] if isinstance(address, tuple) else str(address)
-        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
-            attempts.append(address)
-            raise OSError(f"network access from a test: {address}")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)  # urllib, requests and httpx all end up here
+    was_active = netguard.active()
+    netguard.block_remote()
+    attempts = netguard.attempts()
+    start = len(attempts)
     yield attempts
-    assert attempts == [], f"the test tried to reach {attempts}"
+    tried = attempts[start:]
+    if not was_active:
+        netguard.allow_remote()
+    assert tried == [], f"the test tried to reach {tried}"
 
 
 @pytest.fixture

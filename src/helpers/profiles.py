@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from helpers import netguard
 from helpers.paths import project_root
 
 PROFILES = ("ci", "colab", "paper")
@@ -122,7 +123,8 @@ def _check_type(path: Path, key: str, value: Any) -> None:
 
 
 def load_profile(name_or_path: str | os.PathLike[str] = "ci") -> Profile:
-    """Read and validate a profile by name (`ci`, `colab`, `paper`) or by path to a YAML file."""
+    """Read and validate a profile by name (`ci`, `colab`, `paper`) or by path to a YAML file; an offline profile
+    blocks connections off this machine from then on (`netguard`)."""
     path = Path(name_or_path)
     if path.suffix not in {".yaml", ".yml"}:
         if str(name_or_path) not in PROFILES:
@@ -150,6 +152,7 @@ def load_profile(name_or_path: str | os.PathLike[str] = "ci") -> Profile:
         if raw[key] not in allowed:
             raise ValueError(f"{path}: key '{key}' must be one of {allowed}, got {raw[key]!r}")
     profile = Profile(**raw)
-    if profile.offline:
+    if profile.offline:  # from here on this process, and every Python process it starts, stays on this machine
         os.environ["HF_HUB_OFFLINE"] = "1"
+        netguard.block_remote()
     return profile
