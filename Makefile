@@ -20,7 +20,12 @@ export MPLCONFIGDIR := $(HOMES)/matplotlib
 export HF_HOME := $(CURDIR)/cache/hf
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: env test book bench reference notebooks release clean
+# What a build of the book depends on: when none of these changed since the last build of a profile, `make book`
+# only re-runs the checks on it (the stamp _build/built-<profile> is written by the build itself).
+BOOK_SOURCES := $(shell git ls-files -- notebooks src params book _config.yml _toc.yml 2>/dev/null \
+	|| find notebooks src params book _config.yml _toc.yml -type f -not -path '*/__pycache__/*')
+
+.PHONY: env unit test book bench reference notebooks release clean
 
 env: $(VENV)/.installed
 
@@ -33,13 +38,21 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps $(NODEPS_PINS)
 	touch $@
 
-test: env
+# The unit tests alone (a couple of minutes): the quick loop while developing.
+unit: env
 	$(PY) -m pytest tests --ignore=tests/book -q
 
+# Everything: the unit tests, then the ci book (built only if its sources changed) and the checks on it: the
+# committed reference ledger, two-build identity, the network guard of every kernel, figures, internal links.
+test: unit
+	$(MAKE) --no-print-directory book PROFILE=ci
+
 # Execute every chapter with papermill (profile $(PROFILE)), render the executed copies, then check the HTML.
-book: env
-	$(PY) -m helpers.book --profile $(PROFILE)
+book: env _build/built-$(PROFILE)
 	$(PY) -m pytest tests/book -q
+
+_build/built-%: $(VENV)/.installed $(BOOK_SOURCES)
+	$(PY) -m helpers.book --profile $*
 
 # Measure speed as ratios against baselines in one run (results/bench.json) and refresh the README table; the
 # per-chapter costs come from the last `make book` of $(PROFILE).

@@ -8,6 +8,7 @@ setup cell of every chapter source and `_config.yml`'s `repository.branch` to th
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from helpers import netguard
 from helpers.paths import project_root
 from helpers.profiles import load_profile
 
@@ -143,17 +145,21 @@ def stage_sources(root: Path, stage: Path) -> None:
 
 def build(profile: str = "ci") -> Path:
     """Execute all chapters for `profile` and render `_build/html`; return the HTML folder."""
-    load_profile(profile)  # fail fast on an unknown or invalid profile
+    load_profile(profile)  # fail fast on an unknown or invalid profile; an offline one guards every kernel from here
     root = project_root()
+    for stamp in (root / "_build").glob("built-*"):  # the HTML about to be replaced is no longer any profile's
+        stamp.unlink()
     stage = root / "_build" / "stage"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
+    os.environ[netguard.LOG_ENV] = str(stage / "network-attempts.jsonl")  # blocked attempts, read by tests/book
     stage_sources(root, stage)
     (stage / "PROFILE").write_text(profile + "\n")  # read by tests/book to find this build's ledger
     execute(profile, root, stage)
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     subprocess.run([str(jupyter_book), "build", str(stage), "--path-output", str(root), "-W", "-n", "--keep-going"],
                    check=True)
+    (root / "_build" / f"built-{profile}").touch()  # `make book` and `make test` rebuild only when sources change
     return root / "_build" / "html"
 
 

@@ -51,6 +51,18 @@ def test_chapter_wrote_its_ledger_and_figure_files(root, profile, chapter):
         assert (root / figure).is_file(), figure
 
 
+def test_offline_builds_ran_every_kernel_under_the_network_guard(root, profile):
+    from helpers.profiles import load_profile
+
+    if not load_profile(profile).offline:
+        pytest.skip(f"profile {profile} downloads: no guard to check")
+    unguarded = [c for c in chapters() if not _entry(root, profile, c)["meta"].get("remote_network_blocked")]
+    assert unguarded == [], "these chapters' kernels ran without the guard an offline profile installs"
+    log = root / "_build" / "stage" / "network-attempts.jsonl"
+    tried = log.read_text().splitlines() if log.is_file() else []
+    assert tried == [], f"the {profile} build tried to leave this machine (blocked, but someone swallowed it): {tried}"
+
+
 LEDGER_CONTRACT = {  # per-layer keys that later chapters and the report (chapter 14) read
     "08_sae": ("fvu_val", "l0_val", "alive_fraction", "splice_kl", "d_sae", "n_train", "train_seconds"),
     "09_moral_features": ("monosemantic_ratio", "polysemantic_ratio", "weak_ratio", "mean_prototypicality_spearman",
