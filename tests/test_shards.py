@@ -87,7 +87,7 @@ def test_two_generate_shards_fill_the_cache_a_single_run_fills(tiny_model, tmp_p
             steering.Condition("scaled", layer, lambda x, s=1.0 + layer: x * s, steering.tensor_fingerprint(layer))
             for layer in layers]
 
-    monkeypatch.setattr(sae, "split_corpus", lambda profile, cleaned: type("C", (), {"model": tiny_model})())
+    monkeypatch.setattr(sae, "split_corpus", lambda profile, cleaned, extract: type("C", (), {"model": tiny_model})())
     monkeypatch.setattr(steering, "profile_conditions", conditions)
     monkeypatch.setattr(flames, "profile_prompts", lambda profile: pd.DataFrame({"prompt": ["Be kind?", "Lie?"]}))
     monkeypatch.setattr(steering, "flames_generation", lambda model, profile, prompts, seed: (
@@ -149,7 +149,7 @@ def _stand_in_chapter_11(monkeypatch, tiny_model, judges=None) -> None:
             steering.Condition("added", layer, steering.vector_edit(vectors[layer], 1.0),
                                steering.tensor_fingerprint(vectors[layer])) for layer in layers]
 
-    monkeypatch.setattr(sae, "split_corpus", lambda profile, cleaned: type("C", (), {"model": tiny_model})())
+    monkeypatch.setattr(sae, "split_corpus", lambda profile, cleaned, extract: type("C", (), {"model": tiny_model})())
     monkeypatch.setattr(steering, "profile_conditions", conditions)
     monkeypatch.setattr(steering, "missing_saes", lambda corpus, profile, layers, seed: [])
     monkeypatch.setattr(flames, "profile_prompts", lambda profile: pd.DataFrame(
@@ -221,3 +221,56 @@ def test_missing_saes_names_layers_without_a_pre_or_post_surgery_sae(tmp_path, m
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "training.json").write_text("{}")
     assert steering.missing_saes(None, profile, [6, 12, 18]) == [6, 18], "layer 18 has no surgery SAE"
+
+
+def test_two_sae_corpus_shards_then_a_merge_equal_one_run(tiny_model, tmp_path, monkeypatch):
+    """The `corpus` stage on the bundled data, with pooled input (the colab and paper recipe), through the tiny
+    model: 1,552 texts in four chunks, two shards, a merge that neither loads the model nor runs it."""
+    import yaml
+
+    from helpers import models, sae
+    from helpers.profiles import load_profile, params_dir
+
+    raw = yaml.safe_load((params_dir() / "ci.yaml").read_text())
+    raw.update(sae_input="pooled", sae_layers=[0, 1], steer_layers=[1])
+    path = tmp_path / "pooled.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setattr(sae, "load_model", lambda *args, **kwargs: tiny_model)
+    monkeypatch.setattr(models, "load_model", lambda *args, **kwargs: tiny_model)
+
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "single"))
+    main(["corpus", "--profile", str(path)])
+    single = sae.split_corpus(load_profile(path), _cleaned(), extract=False)
+
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "sharded"))
+    with pytest.raises(sae.MissingCorpus, match=r"run `python -m helpers corpus --profile ci` first"):
+        main(["train-sae", "--profile", str(path), "--shard", "1/2"])
+    main(["corpus", "--profile", str(path), "--shard", "0/2"])
+    with pytest.raises(sae.MissingCorpus):  # half the chunks: still not a corpus
+        sae.split_corpus(load_profile(path), _cleaned(), extract=False)
+    main(["corpus", "--profile", str(path), "--shard", "1/2"])
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the merge loaded or ran the model")
+
+    monkeypatch.setattr(models, "load_model", no_model)
+    monkeypatch.setattr(activations, "_forward_hooked", no_model)
+    main(["corpus", "--profile", str(path)])
+    merged = sae.split_corpus(load_profile(path), _cleaned(), extract=False)
+    assert merged.store.n_texts == single.store.n_texts == 1552 and merged.key() == single.key()
+    for layer in (0, 1):
+        np.testing.assert_array_equal(merged.pooled(layer), single.pooled(layer))
+        np.testing.assert_array_equal(merged.vectors(layer, "train"), single.vectors(layer, "train"))
+
+
+def test_a_token_level_corpus_is_not_sharded():
+    with pytest.raises(ValueError, match="sae_input: tokens.*run `corpus` without --shard"):
+        main(["corpus", "--profile", "ci", "--shard", "0/2"])
+
+
+def _cleaned():
+    """The bundled sample's cleaned rows (chapter 01's), what the SAE stages split."""
+    from helpers.data import profile_moral_data
+    from helpers.profiles import load_profile
+
+    return profile_moral_data(load_profile("ci")).cleaned

@@ -2,7 +2,9 @@
 chapters read: `python -m helpers <stage> --profile P [--model M] [--layers 0,5,9] [--shard i/n]`.
 
 Stages: `extract` (pooled activations of the moral sample; a shard computes every n-th chunk of texts and one
-unsharded call afterwards merges them without loading the model), `train-sae` (one SAE per layer; a shard trains every n-th layer),
+unsharded call afterwards merges them without loading the model), `corpus` (the SAE corpus's activations,
+sharded and merged the same way; every later stage run with --shard reads it and never extracts it), `train-sae`
+(one SAE per layer; a shard trains every n-th layer),
 `surgery` (chapter 10's fine-tuned SAE per layer, training the pre-trained one first if missing), `generate`
 (chapter 11's Flames generations, cached per condition; a shard takes every n-th steering layer, shard 0 also
 the baseline) and `judge` (chapter 11's local judges, validated, scoring the cached generations of the same
@@ -32,6 +34,25 @@ def parse_layers(text: str | None, n_layers: int | None = None) -> list[int] | N
     return layers
 
 
+def _corpus(profile, extract: bool):
+    """The profile's SAE corpus, extracted first if missing only when `extract` (a sharded stage only reads it:
+    every shard would repeat the extraction)."""
+    from helpers import sae
+    from helpers.data import profile_moral_data
+
+    return sae.split_corpus(profile, profile_moral_data(profile).cleaned, extract=extract)
+
+
+def corpus(profile, shard: Shard) -> None:
+    """The SAE corpus's activations (what every SAE stage reads): a shard extracts every n-th chunk of its texts."""
+    from helpers import sae
+    from helpers.data import profile_moral_data
+
+    done = sae.extract_corpus(profile, profile_moral_data(profile).cleaned, shard)
+    print("SAE corpus complete" if done else f"SAE corpus shard {shard.index}/{shard.count} done; merge with one "
+          f"unsharded `python -m helpers corpus --profile {profile.name}` once every shard has finished")
+
+
 def extract(profile, models: Sequence[str], layers: str | None, shard: Shard) -> None:
     """Pooled activations of the profile's moral sample (what chapters 02–07 read) for each model."""
     from helpers import activations
@@ -48,9 +69,8 @@ def train_sae(profile, layers: str | None, shard: Shard, seed: int = 0, surgery:
     this shard's share of the layers."""
     from helpers import sae
     from helpers import surgery as surgery_module
-    from helpers.data import profile_moral_data
 
-    corpus = sae.split_corpus(profile, profile_moral_data(profile).cleaned)
+    corpus = _corpus(profile, extract=shard.count == 1)
     chosen = parse_layers(layers, corpus.model.n_layers) or sae.sae_layers(profile, corpus.model.n_layers)
     settings = sae.settings_from_profile(profile, seed)
     for layer in shard.pick(chosen):
@@ -66,11 +86,11 @@ def train_sae(profile, layers: str | None, shard: Shard, seed: int = 0, surgery:
 
 def generate(profile, layers: str | None, shard: Shard, seed: int) -> None:
     """Chapter 11's generations for this shard's steering layers (and the baseline on shard 0), into the cache."""
-    from helpers import sae, steering
-    from helpers.data import flames, profile_moral_data
+    from helpers import steering
+    from helpers.data import flames
 
     prompts = flames.profile_prompts(profile)["prompt"].tolist()
-    corpus = sae.split_corpus(profile, profile_moral_data(profile).cleaned)
+    corpus = _corpus(profile, extract=shard.count == 1)
     chosen = parse_layers(layers, corpus.model.n_layers) or steering.steer_layers(profile, corpus.model.n_layers)
     texts, decoding = steering.flames_generation(corpus.model, profile, prompts, seed)
     conditions = steering.profile_conditions(corpus, profile, shard.pick(chosen), seed)
@@ -83,11 +103,11 @@ def generate(profile, layers: str | None, shard: Shard, seed: int) -> None:
 def judge(profile, layers: str | None, shard: Shard, seed: int) -> None:
     """Chapter 11's local scores of this shard's conditions (as `generate` splits them), from cached generations."""
     from helpers import judge as judge_module
-    from helpers import sae, steering
-    from helpers.data import flames, profile_moral_data
+    from helpers import steering
+    from helpers.data import flames
 
     prompts = flames.profile_prompts(profile)
-    corpus = sae.split_corpus(profile, profile_moral_data(profile).cleaned)
+    corpus = _corpus(profile, extract=False)
     chosen = parse_layers(layers, corpus.model.n_layers) or steering.steer_layers(profile, corpus.model.n_layers)
     mine = shard.pick(chosen)
     generate_first = (f"run `python -m helpers generate --profile {profile.name}"
@@ -118,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from helpers.profiles import load_profile
 
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.split("\n")[0])
-    parser.add_argument("stage", choices=("extract", "train-sae", "surgery", "generate", "judge"))
+    parser.add_argument("stage", choices=("extract", "corpus", "train-sae", "surgery", "generate", "judge"))
     parser.add_argument("--profile", default="ci")
     parser.add_argument("--model", action="append", help="a model of the profile (repeatable; default: all)")
     parser.add_argument("--layers", help="comma-separated blocks, or 'all' (default: the stage's own)")
@@ -136,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if unknown:
             raise ValueError(f"--model {unknown} not in profile {profile.name}'s models {profile.models}")
         extract(profile, args.model or profile.models, args.layers, shard)
+    elif args.stage == "corpus":
+        corpus(profile, shard)
     elif args.stage == "generate":
         generate(profile, args.layers, shard, args.seed)
     elif args.stage == "judge":

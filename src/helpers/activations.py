@@ -327,6 +327,17 @@ def _real_tokens(resid: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Ten
     return {"tokens": resid[mask.bool()]}
 
 
+def token_cache_path(model_name: str, texts: Sequence[str], layers: Sequence[int], max_length: int) -> Path:
+    """The one file `token_activations` caches a (model, texts, layers, truncation) combination in."""
+    key = cache_key(f"{model_name}|{sorted(set(layers))}", texts, max_length)
+    return cache_dir("tokens", model_name) / f"{key}.safetensors"
+
+
+def token_cache_whole(model_name: str, texts: Sequence[str], layers: Sequence[int], max_length: int) -> bool:
+    """Whether `token_activations` would find these token activations cached and whole."""
+    return _whole(token_cache_path(model_name, texts, layers, max_length), len(set(layers)) + 2)
+
+
 def token_activations(model: LoadedModel, model_name: str, texts: Sequence[str], layers: Sequence[int],
                       max_length: int = 128, batch_size: int = 64, progress: bool = True) -> TokenActivations:
     """Every real token's residual after the given blocks for `texts`, cached in one atomically written file.
@@ -339,7 +350,7 @@ def token_activations(model: LoadedModel, model_name: str, texts: Sequence[str],
     layers = sorted(set(layers))
     if not layers or layers[0] < 0 or layers[-1] >= model.n_layers:
         raise ValueError(f"layers must be a non-empty subset of 0..{model.n_layers - 1}, got {layers}")
-    path = cache_dir("tokens", model_name) / f"{cache_key(model_name + '|' + str(layers), texts, max_length)}.safetensors"
+    path = token_cache_path(model_name, texts, layers, max_length)
     if not _whole(path, len(layers) + 2):
         parts: dict[str, list[torch.Tensor]] = {}
         for b in tqdm(range(0, len(texts), batch_size), desc=f"tokens {model_name}", file=sys.stderr,
@@ -360,6 +371,16 @@ def token_activations(model: LoadedModel, model_name: str, texts: Sequence[str],
     if owner.max() != len(texts) - 1:
         raise CacheError(f"{path}: holds {owner.max() + 1} texts, expected {len(texts)}; delete it to re-extract")
     return TokenActivations(acts, owner, position, len(texts))
+
+
+def store_finished(model_name: str, texts: Sequence[str], max_length: int, layers: Sequence[int] | None = None
+                   ) -> bool:
+    """Whether the pooled activations of `texts` (all layers, or `layers`) are extracted and merged."""
+    try:
+        open_store(store_dir(model_name, texts, max_length, layers))
+        return True
+    except CacheError:
+        return False
 
 
 def merge_finished(model_name: str, texts: Sequence[str], profile,

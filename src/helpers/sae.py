@@ -25,6 +25,7 @@ from helpers.checks import as_matrix
 from helpers.data import sae_splits
 from helpers.models import LoadedModel, load_model
 from helpers.paths import cache_dir
+from helpers.shards import Shard
 
 ARCHITECTURES = ("relu_l1", "topk")
 INPUTS = ("tokens", "pooled")
@@ -365,28 +366,67 @@ class Corpus:
         return segment_mean(encode(sae, x), owner, len(self.texts))[text_index].astype(np.float32)
 
 
-def profile_corpus(profile, rows: pd.DataFrame, progress: bool = True) -> Corpus:
-    """The SAE corpus of a profile: the train/val rows of `rows` (from `data.sae_splits`) and their activations."""
+class MissingCorpus(FileNotFoundError):
+    """The SAE corpus's activations are not cached and the caller asked not to extract them."""
+
+
+def corpus_texts(profile, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The train/val rows of `rows` (from `data.sae_splits`) with each row's `text_index`, and the distinct texts."""
     rows = rows[rows["split"].isin(["train", "val"])].reset_index(drop=True)
     actions = list(dict.fromkeys(rows["action"]))
     position = {a: i for i, a in enumerate(actions)}
-    rows = rows.assign(text_index=rows["action"].map(position).to_numpy(int))
-    texts = activations.prompts(actions, profile.template)
+    return rows.assign(text_index=rows["action"].map(position).to_numpy(int)), activations.prompts(actions,
+                                                                                                    profile.template)
+
+
+def _pooled_layers(profile) -> list[int] | None:
+    """The layer subset of a pooled corpus's activation cache (None: every layer of the model)."""
+    return None if profile.sae_layers == "all" else sorted(set(profile.sae_layers))
+
+
+def profile_corpus(profile, rows: pd.DataFrame, progress: bool = True, extract: bool = True) -> Corpus:
+    """The SAE corpus of a profile: the train/val rows of `rows` (from `data.sae_splits`) and their activations,
+    extracted first if missing (or, with `extract=False`, a `MissingCorpus` error naming the command that does)."""
+    rows, texts = corpus_texts(profile, rows)
     model = load_model(profile.sae_model, dtype=profile.dtype, device=profile.device)
     layers = sae_layers(profile, model.n_layers)
     corpus = Corpus(profile.sae_model, model, rows, texts, profile.sae_input, profile.max_length)
+    if not extract:
+        missing = (not activations.token_cache_whole(profile.sae_model, texts, layers, profile.max_length)
+                   if profile.sae_input == "tokens" else
+                   not activations.store_finished(profile.sae_model, texts, profile.max_length, _pooled_layers(profile)))
+        if missing:
+            raise MissingCorpus(f"the SAE corpus of profile {profile.name} ({len(texts)} texts through "
+                                f"{profile.sae_model}) is not extracted yet: run `python -m helpers corpus --profile "
+                                f"{profile.name}` first (or its shards, then once without --shard to merge)")
     if profile.sae_input == "tokens":
         corpus.tokens = activations.token_activations(model, profile.sae_model, texts, layers, profile.max_length,
                                                       profile.batch_size, progress)
     else:
-        corpus.store = activations.ensure_activations(profile.sae_model, texts, profile, model, progress, layers)
+        corpus.store = activations.ensure_activations(profile.sae_model, texts, profile, model, progress,
+                                                      _pooled_layers(profile))
     return corpus
 
 
-def split_corpus(profile, cleaned: pd.DataFrame, progress: bool = True) -> Corpus:
+def split_corpus(profile, cleaned: pd.DataFrame, progress: bool = True, extract: bool = True) -> Corpus:
     """The profile's SAE corpus from chapter 01's cleaned rows: the §1.5 split (seeded by `sample_seed`), then
     `profile_corpus`."""
-    return profile_corpus(profile, sae_splits(cleaned, seed=profile.sample_seed), progress)
+    return profile_corpus(profile, sae_splits(cleaned, seed=profile.sample_seed), progress, extract)
+
+
+def extract_corpus(profile, cleaned: pd.DataFrame, shard: Shard = Shard()) -> bool:
+    """The `corpus` stage: extract the SAE corpus's activations, or with a `shard` i/n only every n-th chunk of
+    its texts (pooled input); an unsharded call afterwards merges the shards' chunks without loading the model.
+    True when the corpus is complete."""
+    rows, texts = corpus_texts(profile, sae_splits(cleaned, seed=profile.sample_seed))
+    if profile.sae_input == "tokens":
+        if shard.count > 1:
+            raise ValueError(f"profile {profile.name} trains on tokens (sae_input: tokens), whose corpus is one "
+                             "file for a few thousand short texts: run `corpus` without --shard")
+        split_corpus(profile, cleaned)
+        return True
+    return activations.ensure_activations(profile.sae_model, texts, profile, layers=_pooled_layers(profile),
+                                          shard=shard) is not None
 
 
 def sae_layers(profile, n_layers: int) -> list[int]:
