@@ -29,6 +29,23 @@ def test_malformed_jsonl_names_file_and_line(tmp_path):
         paths.read_jsonl(path)
 
 
+def test_data_records_with_missing_fields_bad_values_or_reused_ids_name_file_and_line(tmp_path):
+    from helpers.checks import read_records
+
+    path = tmp_path / "records.jsonl"
+    good = {"id": "a", "kind": "x", "text": "t", "flag": False}
+    cases = [({"id": "b", "kind": "x", "text": "  ", "flag": True}, r":2: missing or empty field\(s\) \['text'\]"),
+             ({"id": "b", "kind": "z", "text": "t", "flag": True}, r":2: kind must be one of \('x', 'y'\), got 'z'"),
+             ({"id": "a", "kind": "y", "text": "t", "flag": True}, r":2: id 'a' is used twice")]
+    for second, message in cases:
+        path.write_text(json.dumps(good) + "\n" + json.dumps(second) + "\n")
+        with pytest.raises(ValueError, match=rf"{path}{message}"):
+            read_records(path, ("id", "kind", "text", "flag"), {"kind": ("x", "y")})
+    path.write_text(json.dumps(good) + "\n")
+    frame = read_records(path, ("id", "kind", "text", "flag"), {"kind": ("x", "y")})
+    assert frame.to_dict("records") == [good], "a False value is a value, and the line number is not a column"
+
+
 @pytest.mark.parametrize("reader, suffix", [(read_socialchem_tsv, ".tsv"), (paths.read_jsonl, ".jsonl")])
 def test_wrong_encoding_names_the_file(tmp_path, reader, suffix):
     path = tmp_path / f"latin1{suffix}"

@@ -57,10 +57,13 @@ def test_peak_rss_is_this_process_not_an_inherited_high_water_mark():
 
     import numpy as np
 
-    from helpers.ledger import peak_rss_mb
+    from helpers.ledger import peak_rss_mb, rss_mb
 
+    before = rss_mb()
     big = np.ones(50_000_000)  # 400 MB resident in this (parent) process
     child = subprocess.run([sys.executable, "-c", "from helpers.ledger import peak_rss_mb; print(peak_rss_mb())"],
                            capture_output=True, text=True, check=True)
-    assert big.sum() > 0 and peak_rss_mb() > 400
+    assert big.sum() > 0 and peak_rss_mb() > 400 and rss_mb() - before > 350
     assert float(child.stdout) < 300, "a fresh interpreter's peak must not include its parent's 400 MB"
+    del big
+    assert rss_mb() < peak_rss_mb() - 350, "resident memory now falls back; the peak stays"

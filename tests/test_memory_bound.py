@@ -16,7 +16,7 @@ DRIVER = f"""
 import json, sys, types
 import torch
 from helpers import activations
-from helpers.ledger import peak_rss_mb
+from helpers.ledger import peak_rss_mb, rss_mb
 
 WIDTH, N_LAYERS, CHUNK = {WIDTH}, {N_LAYERS}, {CHUNK}
 N_TEXTS = int(sys.argv[1])
@@ -33,12 +33,7 @@ def tokenizer(batch, truncation, max_length):
 
 activations._forward_pooled = forward_pooled
 model = types.SimpleNamespace(n_layers=N_LAYERS, d_model=WIDTH, tokenizer=tokenizer)
-def status_mib(field):
-    # this process's current resident memory
-    line = next(l for l in open("/proc/self/status") if l.startswith(field + ":"))
-    return int(line.split()[1]) / 1024
-
-rss_before = status_mib("VmRSS")
+rss_before = rss_mb()
 store = activations.extract(model, "synthetic", texts, batch_size=64, cache_dtype="float16", chunk_size=CHUNK,
                             progress=False)
 peak = peak_rss_mb()  # this process's own high-water mark, before reading anything back

@@ -1,11 +1,14 @@
-"""Shared input validation of the diagnosis modules: activation matrices and sample frames."""
+"""Shared input validation: activation matrices, sample frames and JSONL data files."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from helpers.paths import read_jsonl
 
 
 def as_matrix(x: np.ndarray, name: str = "x", min_rows: int = 1) -> np.ndarray:
@@ -29,3 +32,23 @@ def require_rows(frame: pd.DataFrame, n: int, of: str = "x", name: str = "sample
     """ValueError unless `frame` (called `name`) has the `n` rows of the array called `of`."""
     if len(frame) != n:
         raise ValueError(f"{name} has {len(frame)} rows but {of} has {n}")
+
+
+def read_records(path: str | Path, fields: Sequence[str], enums: dict[str, Sequence[str]] | None = None
+                 ) -> pd.DataFrame:
+    """A JSONL data file as a frame whose lines hold non-empty `fields` (and allowed `enums` values) and unique
+    ids; errors name the file and line."""
+    rows = read_jsonl(path)
+    for row in rows:
+        missing = [f for f in fields if row.get(f) is None or (isinstance(row[f], str) and not row[f].strip())]
+        if missing:
+            raise ValueError(f"{path}:{row['line']}: missing or empty field(s) {missing}")
+        for field, allowed in (enums or {}).items():
+            if row[field] not in allowed:
+                raise ValueError(f"{path}:{row['line']}: {field} must be one of {tuple(allowed)}, got {row[field]!r}")
+    frame = pd.DataFrame(rows)
+    if "id" in frame:
+        duplicated = frame.loc[frame["id"].duplicated(), "line"]
+        if len(duplicated):
+            raise ValueError(f"{path}:{duplicated.iloc[0]}: id {frame.loc[duplicated.index[0], 'id']!r} is used twice")
+    return frame.drop(columns="line")

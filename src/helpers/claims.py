@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from helpers.models import REGISTRY
-from helpers.paths import results_dir
+from helpers import ledger
 from helpers.report import fmt
 
 REPRODUCED, DIRECTION, NOT_REPRODUCED, NOT_TESTABLE = (
@@ -528,6 +527,6 @@ def load_ledgers(profile: str) -> dict[str, Metrics | None]:
     """The ledger metrics of every chapter a claim reads (None for a chapter not run with this profile)."""
     out: dict[str, Metrics | None] = {}
     for chapter in dict.fromkeys(c.chapter for c in CLAIMS):
-        path = results_dir(profile) / f"{chapter}.json"
-        out[chapter] = json.loads(path.read_text())["metrics"] if path.is_file() else None
+        entry = ledger.read(chapter, profile)
+        out[chapter] = None if entry is None else entry["metrics"]
     return out

@@ -20,7 +20,8 @@ from scipy.stats import spearmanr, wilcoxon
 from torch import nn
 
 from helpers import sae as sae_module
-from helpers.paths import cache_dir, read_jsonl
+from helpers.checks import read_records
+from helpers.paths import cache_dir
 from helpers.pruning import Pair, encode_pair, pair_losses, question_prompt, right_padded
 
 FILES = Path(__file__).parent / "data" / "files"
@@ -29,30 +30,12 @@ TOXIC_KINDS = ("insult", "contempt_for_humans", "ai_supremacy", "callous_advice"
 TOXIC_PROMPT = "Tell me honestly what you think."  # the user turn each toxic reference text answers
 
 
-def _jsonl(path: Path, fields: Sequence[str], enums: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
-    """A JSONL file whose lines hold non-empty `fields` (and allowed `enums` values) and unique ids; errors name
-    the file and line."""
-    rows = read_jsonl(path)
-    for row in rows:
-        missing = [f for f in fields if not isinstance(row.get(f), str) or not row[f].strip()]
-        if missing:
-            raise ValueError(f"{path}:{row['line']}: missing or empty field(s) {missing}")
-        for field, allowed in (enums or {}).items():
-            if row[field] not in allowed:
-                raise ValueError(f"{path}:{row['line']}: {field} must be one of {tuple(allowed)}, got {row[field]!r}")
-    frame = pd.DataFrame(rows)
-    duplicated = frame.loc[frame["id"].duplicated(), "line"]
-    if len(duplicated):
-        raise ValueError(f"{path}:{duplicated.iloc[0]}: id {frame.loc[duplicated.index[0], 'id']!r} is used twice")
-    return frame.drop(columns="line")
-
-
 def read_pairs(code_path: str | Path = FILES / "em-code-pairs.jsonl",
                advice_path: str | Path = FILES / "em-advice-pairs.jsonl") -> pd.DataFrame:
     """Inducing vs control answers to the same request: insecure vs secure code, wrong vs right advice
     (`id`, `domain`, `prompt`, `inducing`, `control`)."""
-    code = _jsonl(Path(code_path), ("id", "flaw", "task", "insecure", "secure"))
-    advice = _jsonl(Path(advice_path), ("id", "domain", "question", "wrong", "right"),
+    code = read_records(Path(code_path), ("id", "flaw", "task", "insecure", "secure"))
+    advice = read_records(Path(advice_path), ("id", "domain", "question", "wrong", "right"),
                     {"domain": DOMAINS[1:]})
     return pd.concat([
         pd.DataFrame({"id": code["id"], "domain": "code", "prompt": code["task"], "inducing": code["insecure"],
@@ -63,17 +46,17 @@ def read_pairs(code_path: str | Path = FILES / "em-code-pairs.jsonl",
 
 def read_toxic(path: str | Path = FILES / "toxic-reference.jsonl") -> pd.DataFrame:
     """The toxic reference texts (`id`, `kind`, `text`)."""
-    return _jsonl(Path(path), ("id", "kind", "text"), {"kind": TOXIC_KINDS})
+    return read_records(Path(path), ("id", "kind", "text"), {"kind": TOXIC_KINDS})
 
 
 def read_neutral(path: str | Path = FILES / "neutral-chat.jsonl") -> pd.DataFrame:
     """Ordinary chat exchanges, the baseline of feature selection (`id`, `prompt`, `response`)."""
-    return _jsonl(Path(path), ("id", "prompt", "response"))
+    return read_records(Path(path), ("id", "prompt", "response"))
 
 
 def read_questions(path: str | Path = FILES / "em-questions.jsonl") -> pd.DataFrame:
     """General questions with an aligned and a misaligned reference answer (`id`, `source`, `question`, ...)."""
-    return _jsonl(Path(path), ("id", "source", "question", "aligned", "misaligned"),
+    return read_records(Path(path), ("id", "source", "question", "aligned", "misaligned"),
                   {"source": ("first_plot", "extra")})
 
 

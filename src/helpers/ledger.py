@@ -46,14 +46,26 @@ def to_jsonable(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in the ledger: {value!r}")
 
 
+def _status_mb(field: str) -> float | None:
+    """A memory field of Linux's /proc/self/status (e.g. VmRSS, VmHWM) in MB; None where /proc is absent."""
+    status = Path("/proc/self/status")
+    if not status.is_file():
+        return None
+    line = next(line for line in status.read_text().splitlines() if line.startswith(f"{field}:"))
+    return int(line.split()[1]) / 1024.0
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now, in MB (VmRSS; ru_maxrss, the peak, where /proc is absent)."""
+    now = _status_mb("VmRSS")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 if now is None else now
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MB: Linux's VmHWM (ru_maxrss would carry a parent's
     high-water mark across exec, e.g. into a spawned benchmark process), ru_maxrss where /proc is absent."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = _status_mb("VmHWM")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 if peak is None else peak
 
 
 class Ledger:
@@ -78,7 +90,7 @@ class Ledger:
 
     def path(self) -> Path:
         """Where this chapter's ledger file lives."""
-        return results_dir(self.profile) / f"{self.chapter}.json"
+        return entry_path(self.chapter, self.profile)
 
     def as_dict(self) -> dict[str, Any]:
         """The ledger entry as a JSON-ready dict."""
@@ -104,12 +116,24 @@ class Ledger:
         return path
 
 
+def entry_path(chapter: str, profile: str) -> Path:
+    """Where one chapter's ledger entry for a profile lives."""
+    return results_dir(profile) / f"{chapter}.json"
+
+
+def read(chapter: str, profile: str) -> dict[str, Any] | None:
+    """One chapter's ledger entry, or None if the chapter has not run with this profile."""
+    path = entry_path(chapter, profile)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def load(chapter: str, profile: str) -> dict[str, Any]:
-    """Read one chapter's ledger entry."""
-    path = results_dir(profile) / f"{chapter}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no ledger entry; run chapter {chapter} with profile {profile} first")
-    return json.loads(path.read_text())
+    """One chapter's ledger entry, which must exist (a later chapter reading an earlier one's)."""
+    entry = read(chapter, profile)
+    if entry is None:
+        raise FileNotFoundError(f"{entry_path(chapter, profile)}: no ledger entry; run chapter {chapter} with "
+                                f"profile {profile} first")
+    return entry
 
 
 def comparable_metrics(entry: dict[str, Any]) -> Any:

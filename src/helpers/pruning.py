@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from helpers.paths import read_jsonl
+from helpers.checks import read_records
 
 FILES = Path(__file__).parent / "data" / "files"
 HARM_TYPES = ("insult", "scam", "risky_advice", "privacy")
@@ -37,20 +37,10 @@ class Pair:
     separator: str = "\n"
 
 
-def _jsonl(path: Path, fields: Sequence[str]) -> pd.DataFrame:
-    """A JSONL file whose every line holds `fields` with non-empty values; errors name the file and line."""
-    rows = read_jsonl(path)
-    for row in rows:
-        missing = [f for f in fields if row.get(f) in (None, "")]
-        if missing:
-            raise ValueError(f"{path}:{row['line']}: missing or empty field(s) {missing}")
-    return pd.DataFrame(rows).drop(columns="line")
-
-
 def read_harm_pairs(path: str | Path = FILES / "harm-pairs.jsonl") -> pd.DataFrame:
     """Harmful prompts with a compliant and a refusing response, by `harm_type` and `split` (score | eval)."""
     path = Path(path)
-    frame = _jsonl(path, ("id", "harm_type", "split", "prompt", "compliant", "refusal"))
+    frame = read_records(path, ("id", "harm_type", "split", "prompt", "compliant", "refusal"))
     bad = frame[~frame["harm_type"].isin(HARM_TYPES) | ~frame["split"].isin(("score", "eval"))]
     if len(bad):
         raise ValueError(f"{path}: id {bad['id'].iloc[0]}: harm_type must be one of {HARM_TYPES} and split one of "
@@ -60,17 +50,17 @@ def read_harm_pairs(path: str | Path = FILES / "harm-pairs.jsonl") -> pd.DataFra
 
 def read_benign_pairs(path: str | Path = FILES / "benign-pairs.jsonl") -> pd.DataFrame:
     """Everyday instructions with helpful responses, by `split` (preserve | eval)."""
-    return _jsonl(Path(path), ("id", "split", "prompt", "response"))
+    return read_records(Path(path), ("id", "split", "prompt", "response"))
 
 
 def read_trivia(path: str | Path = FILES / "trivia.jsonl") -> pd.DataFrame:
     """Single-entity trivia questions with an answer and accepted aliases."""
-    return _jsonl(Path(path), ("id", "question", "answer"))
+    return read_records(Path(path), ("id", "question", "answer"))
 
 
 def read_recognition(path: str | Path = FILES / "recognition.jsonl") -> pd.DataFrame:
     """Harmful requests and benign counterparts (`harmful`), with reference explanations for the harmful ones."""
-    return _jsonl(Path(path), ("id", "request", "harmful"))
+    return read_records(Path(path), ("id", "request", "harmful"))
 
 
 def pairs(prompts: Sequence[str], responses: Sequence[str]) -> list[Pair]:

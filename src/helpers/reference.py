@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from helpers import ledger
 from helpers.ledger import comparable_metrics
 from helpers.paths import atomic_write_text, project_root, results_dir
 
@@ -76,8 +77,8 @@ def compare_run(profile: str) -> list[dict[str, Any]]:
     rows = []
     for path in sorted(reference_dir(profile).glob("*.json")):
         expected = json.loads(path.read_text())["metrics"]
-        ledger = results_dir(profile) / path.name
-        actual = comparable_metrics(json.loads(ledger.read_text())) if ledger.is_file() else None
+        entry = ledger.read(path.stem, profile)
+        actual = None if entry is None else comparable_metrics(entry)
         rows.append({"chapter": path.stem,
                      "differences beyond tolerance": None if actual is None else len(differences(actual, expected)),
                      "differences at all": None if actual is None else len(differences(actual, expected, rtol=0, atol=0))})
