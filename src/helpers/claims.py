@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from helpers.models import REGISTRY
 from helpers import ledger
+from helpers.models import REGISTRY
 from helpers.report import fmt
 
 REPRODUCED, DIRECTION, NOT_REPRODUCED, NOT_TESTABLE = (
