@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from helpers import ledger
+from helpers import ledger, steering
 from helpers.models import REGISTRY
 from helpers.report import fmt
 
@@ -243,16 +242,11 @@ def _surgery_effect(m: Metrics) -> Measurement:
                        direction=len(both) > n / 2)
 
 
-_COMPARISON = re.compile(r"^(?P<judge>.+) \| layer (?P<layer>\d+) \| alpha (?P<alpha>\S+) \| (?P<condition>.+)$")
-
-
 def _flames_win_rate(m: Metrics) -> Measurement:
     """Win rate of the post-surgery steered model over the baseline, per validated judge and layer (both orders)."""
     cells = {}
     for key, value in m["comparisons"].items():
-        parsed = _COMPARISON.match(key)
-        if parsed is None:
-            raise ValueError(f"comparisons key {key!r} is not 'judge | layer L | alpha a | condition'")
+        parsed = steering.parse_comparison_key(key)
         if parsed["condition"] == "post-surgery SAE":
             wins = value["order_ab"]["win"] + value["order_ba"]["win"]
             losses = value["order_ab"]["loss"] + value["order_ba"]["loss"]
