@@ -34,19 +34,15 @@ def smollm2():
 @pytest.fixture(scope="session")
 def tiny_model(smollm2):
     """A 2-layer random Llama with SmolLM2's tokenizer, wrapped like every book model (fast forward passes)."""
-    from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from helpers.models import LoadedModel, ModelSpec
+    from helpers.models import ModelSpec, wrap
 
     config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                          num_key_value_heads=2, vocab_size=len(smollm2.tokenizer), max_position_embeddings=256)
     torch.manual_seed(0)
     hf = AutoModelForCausalLM.from_config(config).eval()
-    bridge = TransformerBridge.boot_transformers("local/tiny-llama", hf_model=hf, tokenizer=smollm2.tokenizer,
-                                                 device="cpu")
-    spec = ModelSpec("tiny", "random", "local/tiny-llama", "Control", "test", "tiny")
-    return LoadedModel(spec=spec, bridge=bridge, tokenizer=smollm2.tokenizer)
+    return wrap(ModelSpec("tiny", "random", "local/tiny-llama", "Control", "test", "tiny"), hf, smollm2.tokenizer)
 
 
 @pytest.fixture(scope="session")

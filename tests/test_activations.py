@@ -37,9 +37,9 @@ def test_pool_right_padding_and_single_token():
 
 def test_padded_batch_equals_each_text_alone(smollm2):
     """Left padding with the attention mask: batched pooled vectors equal the unpadded single-text ones."""
-    batched = act._forward_pooled(smollm2, TEXTS, max_length=128, layers=range(smollm2.n_layers))
+    batched = act.forward_pooled(smollm2, TEXTS, max_length=128, layers=range(smollm2.n_layers))
     for i, text in enumerate(TEXTS):
-        alone = act._forward_pooled(smollm2, [text], max_length=128, layers=range(smollm2.n_layers))
+        alone = act.forward_pooled(smollm2, [text], max_length=128, layers=range(smollm2.n_layers))
         for key, value in alone.items():
             scale = value[0].norm()
             assert float((batched[key][i] - value[0]).norm() / scale) < 1e-5, key
@@ -49,10 +49,30 @@ def test_layers_match_hugging_face_hidden_states(smollm2):
     enc = smollm2.tokenizer(TEXTS[:2], return_tensors="pt", padding=True, padding_side="left")
     with torch.no_grad():
         hidden = smollm2.bridge.original_model(**enc, output_hidden_states=True).hidden_states
-    pooled = act._forward_pooled(smollm2, TEXTS[:2], max_length=128, layers=range(smollm2.n_layers))
+    pooled = act.forward_pooled(smollm2, TEXTS[:2], max_length=128, layers=range(smollm2.n_layers))
     for layer in (0, 12, 28):  # hidden_states[l + 1] is block l's output (the last entry is after the final norm)
         expected = act.pool(hidden[layer + 1], enc["attention_mask"])["last"]
         torch.testing.assert_close(pooled[f"last.{layer}"], expected, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("fixture", ["smollm2", "tiny_model"])
+def test_extraction_equals_the_bridge_hook_bit_for_bit_on_shared_weights(fixture, request):
+    """Extraction runs the unwrapped twin with plain forward hooks; its block outputs must be exactly the bridge's
+    `hook_resid_post` (so caches and reference numbers do not depend on which one runs), on the same tensors."""
+    model = request.getfixturevalue(fixture)
+    layers = list(range(model.n_layers))
+    mine, mask = act.forward_hooked(model, TEXTS, 128, layers, lambda resid, mask: {"resid": resid})
+    seen = {}
+    hooks = [(f"blocks.{layer}.hook_resid_post", lambda resid, hook, layer=layer: seen.__setitem__(layer, resid.float()))
+             for layer in layers]
+    enc = model.tokenizer(TEXTS, return_tensors="pt", padding=True, padding_side="left")
+    with torch.no_grad(), model.bridge.hooks(fwd_hooks=hooks):
+        model.bridge.original_model.base_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+    for layer in layers:
+        assert torch.equal(mine[f"resid.{layer}"][mask.bool()], seen[layer][mask.bool()]), layer
+    bridge_tensors = {t.data_ptr() for t in model.bridge.original_model.parameters()}
+    assert {t.data_ptr() for t in model.plain.parameters()} <= bridge_tensors, "the twin must not copy the weights"
+    assert not any(type(m).__name__.endswith("Bridge") for m in model.plain.modules()), "the twin is unwrapped"
 
 
 def test_prompts_use_the_template_and_reject_bad_input():
@@ -71,7 +91,7 @@ def _extract(model, tmp_path, monkeypatch, **kwargs):
 def test_cache_resumes_after_an_interruption(tiny_model, tmp_path, monkeypatch):
     reference = _extract(tiny_model, tmp_path / "a", monkeypatch)
     calls = {"n": 0}
-    real = act._forward_pooled
+    real = act.forward_pooled
 
     def flaky(model, batch, max_length, layers):
         calls["n"] += 1
@@ -79,7 +99,7 @@ def test_cache_resumes_after_an_interruption(tiny_model, tmp_path, monkeypatch):
             raise KeyboardInterrupt  # killed while the second chunk runs
         return real(model, batch, max_length, layers)
 
-    monkeypatch.setattr(act, "_forward_pooled", flaky)
+    monkeypatch.setattr(act, "forward_pooled", flaky)
     with pytest.raises(KeyboardInterrupt):
         _extract(tiny_model, tmp_path / "b", monkeypatch)
     chunks = sorted((act.store_dir("tiny", TEXTS, 128) / "chunks").iterdir())
@@ -96,7 +116,7 @@ def test_cache_resumes_after_an_interruption(tiny_model, tmp_path, monkeypatch):
 
 def test_rows_follow_text_order_despite_length_sorting(tiny_model, tmp_path, monkeypatch):
     store = _extract(tiny_model, tmp_path, monkeypatch)
-    single = act._forward_pooled(tiny_model, [TEXTS[3]], max_length=128, layers=[1])
+    single = act.forward_pooled(tiny_model, [TEXTS[3]], max_length=128, layers=[1])
     np.testing.assert_allclose(store.load(1, "last")[3], single["last.1"][0].numpy(), rtol=1e-5, atol=1e-5)
 
 
@@ -120,13 +140,13 @@ def test_truncated_cache_file_is_detected_logged_and_rebuilt(damaged, recomputed
         with pytest.raises(act.CacheError, match=f"{damaged}: (missing or truncated|unreadable)"):
             act.open_store(path.parent)
     forwarded = []
-    real = act._forward_pooled
+    real = act.forward_pooled
 
     def counting(model, batch, max_length, layers):
         forwarded.extend(batch)
         return real(model, batch, max_length, layers)
 
-    monkeypatch.setattr(act, "_forward_pooled", counting)
+    monkeypatch.setattr(act, "forward_pooled", counting)
     with caplog.at_level(logging.WARNING, logger="helpers.activations"):
         rebuilt = _extract(tiny_model, tmp_path / "damaged", monkeypatch)
     assert re.search(f"{damaged}: (truncated or unreadable .*computing it again|.*rebuilding the cache)", caplog.text)
@@ -189,7 +209,7 @@ def test_token_activations_hold_every_real_token_with_its_position(tiny_model, t
         assert tokens.position[tokens.owner == i].tolist() == list(range(n)), "positions count from the first real token"
     x, owner = tokens.tokens(1)
     assert len(x) == sum(lengths) - len(TEXTS) and set(owner) == set(range(len(TEXTS))), "first token of each text left out"
-    pooled = act._forward_pooled(tiny_model, TEXTS, max_length=128, layers=[1])
+    pooled = act.forward_pooled(tiny_model, TEXTS, max_length=128, layers=[1])
     np.testing.assert_allclose(tokens.pooled_mean(1), pooled["mean.1"].numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(tokens.pooled_mean(1, skip_first=True), pooled["mean_nosink.1"].numpy(), rtol=1e-5,
                                atol=1e-5)

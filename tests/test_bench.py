@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from helpers import bench
-from helpers.activations import _forward_pooled
+from helpers.activations import forward_pooled
 
 TEXTS = ["Helping a friend move is morally", "Lying to your boss about being sick is morally",
          "Taking the last slice is morally", "Recycling is morally"]
@@ -33,7 +33,7 @@ def plain_tiny(tiny_model):
 
 
 def test_paper_style_extraction_pools_the_same_vectors_as_ours(tiny_model, plain_tiny):
-    ours = _forward_pooled(tiny_model, TEXTS, 128, [0, 1])
+    ours = forward_pooled(tiny_model, TEXTS, 128, [0, 1])
     paper = bench.paper_style_pooled(plain_tiny, tiny_model.tokenizer, TEXTS, [0])  # the last HF state is normed
     np.testing.assert_allclose(paper["mean.0"].numpy(), ours["mean.0"].numpy(), rtol=1e-4, atol=1e-5)
 

@@ -31,7 +31,7 @@ def forward_pooled(model, batch, max_length, layers):
 def tokenizer(batch, truncation, max_length):
     return {{"input_ids": [text.split() for text in batch]}}
 
-activations._forward_pooled = forward_pooled
+activations.forward_pooled = forward_pooled
 model = types.SimpleNamespace(n_layers=N_LAYERS, d_model=WIDTH, tokenizer=tokenizer)
 rss_before = rss_mb()
 store = activations.extract(model, "synthetic", texts, batch_size=64, cache_dtype="float16", chunk_size=CHUNK,

@@ -79,7 +79,7 @@ def test_extraction_killed_mid_run_resumes_without_recomputing(smollm2, tmp_path
             done_rows += len(handle.get_tensor("rows"))
 
     forwarded, before_merge = [], {}
-    real_forward, real_merge = act._forward_pooled, act._merge_chunks
+    real_forward, real_merge = act.forward_pooled, act._merge_chunks
 
     def counting_forward(model, batch, max_length, layers):
         forwarded.extend(batch)
@@ -89,7 +89,7 @@ def test_extraction_killed_mid_run_resumes_without_recomputing(smollm2, tmp_path
         before_merge.update(_stats(directory / "chunks"))
         return real_merge(directory, *args)
 
-    monkeypatch.setattr(act, "_forward_pooled", counting_forward)
+    monkeypatch.setattr(act, "forward_pooled", counting_forward)
     monkeypatch.setattr(act, "_merge_chunks", snapshot_merge)
     with caplog.at_level(logging.WARNING, logger="helpers.activations"):
         resumed = act.extract(smollm2, MODEL, TEXTS, **SETTINGS)
@@ -98,7 +98,7 @@ def test_extraction_killed_mid_run_resumes_without_recomputing(smollm2, tmp_path
     assert {name: before_merge[name] for name in finished} == finished, "a chunk finished before the kill was rewritten"
     assert len(before_merge) == n_chunks and not chunks.exists()
 
-    monkeypatch.setattr(act, "_forward_pooled", real_forward)
+    monkeypatch.setattr(act, "forward_pooled", real_forward)
     monkeypatch.setattr(act, "_merge_chunks", real_merge)
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "uninterrupted"))
     reference = act.extract(smollm2, MODEL, TEXTS, **SETTINGS)

@@ -55,7 +55,7 @@ def test_two_shards_then_a_merge_equal_one_run(tiny_model, tmp_path, monkeypatch
     def no_forward(*args, **kw):
         raise AssertionError("the merge recomputed a chunk a shard had finished")
 
-    monkeypatch.setattr(activations, "_forward_pooled", no_forward)
+    monkeypatch.setattr(activations, "forward_pooled", no_forward)
     merged = activations.extract(tiny_model, "tiny", texts, **kwargs)
     assert merged.manifest["layers"] == single.manifest["layers"] == [0, 1]
     for layer in (0, 1):
@@ -254,7 +254,7 @@ def test_two_sae_corpus_shards_then_a_merge_equal_one_run(tiny_model, tmp_path, 
         raise AssertionError("the merge loaded or ran the model")
 
     monkeypatch.setattr(models, "load_model", no_model)
-    monkeypatch.setattr(activations, "_forward_hooked", no_model)
+    monkeypatch.setattr(activations, "forward_hooked", no_model)
     main(["corpus", "--profile", str(path)])
     merged = sae.split_corpus(load_profile(path), _cleaned(), extract=False)
     assert merged.store.n_texts == single.store.n_texts == 1552 and merged.key() == single.key()

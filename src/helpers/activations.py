@@ -143,7 +143,7 @@ def _whole(path: Path, n_tensors: int) -> bool:
 
 
 @torch.no_grad()
-def _forward_hooked(model: LoadedModel, batch: list[str], max_length: int, layers: Sequence[int],
+def forward_hooked(model: LoadedModel, batch: list[str], max_length: int, layers: Sequence[int],
                     reduce) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Run one batch (left padded, with its mask); `reduce(resid, mask)` → named tensors kept per layer."""
     enc = model.tokenizer(batch, return_tensors="pt", padding=True, padding_side="left", truncation=True,
@@ -152,23 +152,29 @@ def _forward_hooked(model: LoadedModel, batch: list[str], max_length: int, layer
     kept: dict[str, torch.Tensor] = {}
 
     def make_hook(layer: int):
-        def hook(resid: torch.Tensor, hook) -> None:  # noqa: ARG001 - TransformerLens hook signature
+        def hook(module, inputs, output) -> None:  # noqa: ARG001 - PyTorch forward-hook signature
+            resid = output[0] if isinstance(output, tuple) else output
             for name, value in reduce(resid.float(), mask.to(resid.device)).items():
                 kept[f"{name}.{layer}"] = value.cpu()
         return hook
 
-    hooks = [(f"blocks.{layer}.hook_resid_post", make_hook(layer)) for layer in layers]
-    # The bridge wraps the HF modules in place, so its hooks fire when the decoder body runs alone; skipping the
-    # unembedding saves most of the time for large vocabularies (Gemma-3: 262k tokens).
-    with model.bridge.hooks(fwd_hooks=hooks):
-        model.bridge.original_model.base_model(input_ids=enc["input_ids"], attention_mask=mask)
+    # The unwrapped twin with plain PyTorch hooks: its block outputs are the bridge's hook_resid_post bit for bit
+    # (tested), without the bridge's per-module wrappers. The decoder body runs alone: skipping the unembedding
+    # saves most of the time for large vocabularies (Gemma-3: 262k tokens).
+    blocks = model.blocks()
+    handles = [blocks[layer].register_forward_hook(make_hook(layer)) for layer in layers]
+    try:
+        model.plain.base_model(input_ids=enc["input_ids"], attention_mask=mask)
+    finally:
+        for handle in handles:
+            handle.remove()
     return kept, mask
 
 
-def _forward_pooled(model: LoadedModel, batch: list[str], max_length: int,
+def forward_pooled(model: LoadedModel, batch: list[str], max_length: int,
                     layers: Sequence[int]) -> dict[str, torch.Tensor]:
     """The given blocks' residual outputs for one batch, pooled three ways (`POOLINGS`)."""
-    return _forward_hooked(model, batch, max_length, layers, pool)[0]
+    return forward_hooked(model, batch, max_length, layers, pool)[0]
 
 
 def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_length: int = 128,
@@ -213,7 +219,7 @@ def extract(model: LoadedModel, model_name: str, texts: Sequence[str], max_lengt
         parts: dict[str, list[torch.Tensor]] = {}
         for b in range(0, len(rows), batch_size):
             batch = [texts[i] for i in rows[b:b + batch_size]]
-            for key, value in _forward_pooled(model, batch, max_length, layers).items():
+            for key, value in forward_pooled(model, batch, max_length, layers).items():
                 parts.setdefault(key, []).append(value.to(_DTYPES[cache_dtype]))  # a chunk is held in cache dtype
             bar.update(len(batch))
         tensors = {k: torch.cat(v).contiguous() for k, v in parts.items()}
@@ -355,7 +361,7 @@ def token_activations(model: LoadedModel, model_name: str, texts: Sequence[str],
         parts: dict[str, list[torch.Tensor]] = {}
         for b in tqdm(range(0, len(texts), batch_size), desc=f"tokens {model_name}", file=sys.stderr,
                       disable=not progress):
-            kept, mask = _forward_hooked(model, list(texts[b:b + batch_size]), max_length, layers, _real_tokens)
+            kept, mask = forward_hooked(model, list(texts[b:b + batch_size]), max_length, layers, _real_tokens)
             rows, cols = torch.nonzero(mask, as_tuple=True)
             kept["owner"] = rows + b
             kept["position"] = cols - (mask.shape[1] - mask.sum(1))[rows]  # left padding: first real token is 0

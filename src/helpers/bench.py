@@ -74,7 +74,7 @@ def bench_extraction(model, hf, texts: Sequence[str], layers: Sequence[int], bat
     """Texts per second of the book's extraction (length-sorted batches, hooks on the layers, both poolings, no
     unembedding; `model` is the book's bridge) vs the paper's recipe and vs a plain forward over the book's own
     batches, both on `hf`, an unwrapped HF copy of the same model (the bridge wraps its own copy in place)."""
-    from helpers.activations import _forward_pooled
+    from helpers.activations import forward_pooled
 
     lengths = [len(i) for i in model.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
     ordered = [texts[i] for i in np.argsort(lengths, kind="stable")]
@@ -82,7 +82,7 @@ def bench_extraction(model, hf, texts: Sequence[str], layers: Sequence[int], bat
 
     def run_ours() -> int:
         for batch in ours:
-            _forward_pooled(model, list(batch), max_length, layers)
+            forward_pooled(model, list(batch), max_length, layers)
         return len(texts)
 
     def run_paper() -> int:

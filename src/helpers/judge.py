@@ -215,9 +215,9 @@ def judged_texts(prompts: Sequence[str], responses: Sequence[str]) -> list[str]:
 def embed(model: LoadedModel, texts: Sequence[str], layer: int, batch_size: int = 16,
           max_length: int = 256) -> np.ndarray:
     """`[n, d]` sink-free mean of block `layer`'s residual over each text's tokens (no chat template)."""
-    from helpers.activations import _forward_hooked, pool
+    from helpers.activations import forward_hooked, pool
 
-    parts = [_forward_hooked(model, list(texts[b:b + batch_size]), max_length, [layer], pool)[0][f"mean_nosink.{layer}"]
+    parts = [forward_hooked(model, list(texts[b:b + batch_size]), max_length, [layer], pool)[0][f"mean_nosink.{layer}"]
              for b in range(0, len(texts), batch_size)]
     return torch.cat(parts).numpy()
 
