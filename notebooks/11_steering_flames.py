@@ -265,7 +265,7 @@ ledger.record("judge", {"backend": "local zero-shot (answer probabilities) + emb
                         "model": P.judge_model, "api_model": P.judge_api_model or P.judge_model,
                         "margin": P.judge_margin, "embedding_layer": P.judge_layer})
 ledger.record("judge_validation", judge_validation)
-ledger.record("comparisons", {steering.comparison_key(row.judge, row.layer, P.steer_alpha, row.condition): {
+ledger.record("comparisons", {report.comparison_key(row.judge, row.layer, P.steer_alpha, row.condition): {
     "order_ab": {k: getattr(row, k) for k in ("win", "tie", "loss", "win_rate")}, "order_ba": row.order_ba,
     "win_rate": row.win_rate} for row in results.itertuples()})
 ledger.record("psc", {" | ".join(map(str, key)): value for key, value in psc.to_dict(orient="index").items()})

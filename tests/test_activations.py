@@ -72,6 +72,8 @@ def test_extraction_equals_the_bridge_hook_bit_for_bit_on_shared_weights(fixture
         assert torch.equal(mine[f"resid.{layer}"][mask.bool()], seen[layer][mask.bool()]), layer
     bridge_tensors = {t.data_ptr() for t in model.bridge.original_model.parameters()}
     assert {t.data_ptr() for t in model.plain.parameters()} <= bridge_tensors, "the twin must not copy the weights"
+    bridge_buffers = {id(t) for t in model.bridge.original_model.buffers()}
+    assert all(id(t) in bridge_buffers for t in model.plain.buffers()), "the twin shares every buffer object"
     assert not any(type(m).__name__.endswith("Bridge") for m in model.plain.modules()), "the twin is unwrapped"
 
 

@@ -41,6 +41,9 @@ def test_data_records_with_missing_fields_bad_values_or_reused_ids_name_file_and
         path.write_text(json.dumps(good) + "\n" + json.dumps(second) + "\n")
         with pytest.raises(ValueError, match=rf"{path}{message}"):
             read_records(path, ("id", "kind", "text", "flag"), {"kind": ("x", "y")})
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "b", "text": 7}) + "\n")
+    with pytest.raises(ValueError, match=rf"{path}:2: missing or empty field\(s\) \['text'\]"):
+        read_records(path, ("id", "kind", "text"), text=True)
     path.write_text(json.dumps(good) + "\n")
     frame = read_records(path, ("id", "kind", "text", "flag"), {"kind": ("x", "y")})
     assert frame.to_dict("records") == [good], "a False value is a value, and the line number is not a column"

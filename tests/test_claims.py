@@ -208,3 +208,14 @@ def test_verdict_cells_get_their_colour_and_other_cells_none() -> None:
     assert plotting.verdict_css(claims.REPRODUCED) == "background-color: #0173b2; color: white"
     assert "color: white" not in plotting.verdict_css(claims.DIRECTION)
     assert plotting.verdict_css("MI-1") == ""
+
+
+def test_comparison_keys_read_back_what_chapter_11_wrote():
+    from helpers.report import comparison_key, parse_comparison_key
+
+    key = comparison_key("zero-shot (A|B digits)", 12, 4.0, "post-surgery SAE")
+    assert key == "zero-shot (A|B digits) | layer 12 | alpha 4.0 | post-surgery SAE"
+    assert parse_comparison_key(key) == {"judge": "zero-shot (A|B digits)", "layer": "12", "alpha": "4.0",
+                                         "condition": "post-surgery SAE"}
+    with pytest.raises(ValueError, match="is not 'judge | layer L | alpha a | condition'"):
+        parse_comparison_key("judge | layer twelve | alpha 4 | x")

@@ -41,12 +41,17 @@ def test_loading_an_offline_profile_blocks_and_logs_remote_connections(guard_res
     with pytest.raises(netguard.RemoteConnectionBlocked, match="name look-up of 'huggingface.co' blocked"):
         socket.getaddrinfo("huggingface.co", 443)
     try:  # what a library that swallows errors does: the attempt is still on record
-        socket.socket().connect_ex(("2001:db8::1", 443))
+        socket.socket(socket.AF_INET6).connect_ex(("2001:db8::1", 443))
     except OSError:
         pass
+    with pytest.raises(netguard.RemoteConnectionBlocked, match="name look-up of 'example.org'"):
+        socket.gethostbyname("example.org")
+    with pytest.raises(netguard.RemoteConnectionBlocked, match=r"datagram to \('192.0.2.9', 53\)"):
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("192.0.2.9", 53))
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [line["what"] for line in lines] == ["connection to", "name look-up of", "connection to"]
-    assert "2001:db8::1" in lines[2]["target"]
+    assert [line["what"] for line in lines] == ["connection to", "name look-up of", "connection to",
+                                                "name look-up of", "datagram to"]
+    assert "2001:db8::1" in lines[2]["target"] and not netguard.inherited(), "installed here, not at start-up"
 
 
 def test_loopback_stays_allowed_under_the_guard(no_network):
@@ -55,13 +60,16 @@ def test_loopback_stays_allowed_under_the_guard(no_network):
     with socket.create_connection(("localhost", port), timeout=5):
         pass
     server.close()
-    assert netguard.is_local("::1") and netguard.is_local(b"127.0.0.2") and not netguard.is_local("10.0.0.1")
+    assert netguard.is_local("::1") and netguard.is_local(b"127.0.0.2") and netguard.is_local("LocalHost")
+    assert not netguard.is_local("10.0.0.1") and not netguard.is_local(b"\xff") and not netguard.is_local("example.org")
 
 
 def test_child_python_processes_inherit_the_guard(guard_restored):
     netguard.block_remote()
     blocked = _child("import socket; socket.create_connection(('192.0.2.1', 80), timeout=1)")
     assert blocked.returncode != 0 and "RemoteConnectionBlocked" in blocked.stderr
+    from_start = _child("import socket; print(socket._offline_guard['inherited'])")
+    assert from_start.stdout.strip() == "True", "installed at start-up, before any of the child's own code"
     netguard.allow_remote()
     assert _child("import socket; print(getattr(socket.socket.connect, '_guard', False))").stdout.strip() == "False"
 
@@ -75,6 +83,7 @@ def test_papermill_kernels_of_an_offline_run_are_guarded(guard_restored, tmp_pat
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import socket\n"
         "assert getattr(socket.socket.connect, '_guard', False), 'the kernel is not guarded'\n"
+        "assert socket._offline_guard['inherited'], 'the kernel was not guarded from start-up'\n"
         "try:\n    socket.create_connection(('192.0.2.7', 443), timeout=1)\nexcept OSError:\n    pass")])
     nbformat.write(notebook, tmp_path / "in.ipynb")
     netguard.block_remote()  # what loading the ci profile does in `make book`'s own process
@@ -98,3 +107,15 @@ def test_the_ci_start_up_path_stays_on_this_machine(no_network, tmp_path, monkey
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))  # a fresh activation cache, so the extraction really runs
     store = activations.extract(model, profile.sae_model, texts, max_length=32, progress=False, layers=[0])
     assert store.n_texts == 8
+
+
+def test_a_child_whose_guard_cannot_load_stops_instead_of_running_unguarded(guard_restored, tmp_path, monkeypatch):
+    broken = tmp_path / "helpers" / "netguard_site"
+    broken.mkdir(parents=True)
+    (broken / "sitecustomize.py").write_text(netguard.SITE_DIR.joinpath("sitecustomize.py").read_text())
+    (broken.parent / "netguard.py").write_text("raise ImportError('damaged install')\n")  # what the site file loads
+    netguard.block_remote()
+    monkeypatch.setenv("PYTHONPATH", str(broken))
+    result = _child("print('ran unguarded')")
+    assert result.returncode == 1 and "ran unguarded" not in result.stdout
+    assert "network guard: could not install it" in result.stderr

@@ -266,6 +266,8 @@ def test_two_sae_corpus_shards_then_a_merge_equal_one_run(tiny_model, tmp_path, 
 def test_a_token_level_corpus_is_not_sharded():
     with pytest.raises(ValueError, match="sae_input: tokens.*run `corpus` without --shard"):
         main(["corpus", "--profile", "ci", "--shard", "0/2"])
+    with pytest.raises(ValueError, match="--layers does not apply to corpus"):
+        main(["corpus", "--profile", "ci", "--layers", "6"])
 
 
 def _cleaned():

@@ -100,14 +100,3 @@ def test_generations_are_cached_per_condition_and_a_broken_cache_file_is_regener
         steering.cached_generations(tiny_model, texts, greedy, steered)
     assert steering.ensure_generations(tiny_model, texts, greedy, steered) == first and len(calls) == 3
     assert steering.ensure_generations(tiny_model, texts, greedy, steered) == first and len(calls) == 3
-
-
-def test_comparison_keys_read_back_what_chapter_11_wrote():
-    from helpers.steering import comparison_key, parse_comparison_key
-
-    key = comparison_key("zero-shot (A|B digits)", 12, 4.0, "post-surgery SAE")
-    assert key == "zero-shot (A|B digits) | layer 12 | alpha 4.0 | post-surgery SAE"
-    assert parse_comparison_key(key) == {"judge": "zero-shot (A|B digits)", "layer": "12", "alpha": "4.0",
-                                         "condition": "post-surgery SAE"}
-    with pytest.raises(ValueError, match="is not 'judge | layer L | alpha a | condition'"):
-        parse_comparison_key("judge | layer twelve | alpha 4 | x")

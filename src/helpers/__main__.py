@@ -43,7 +43,7 @@ def _corpus(profile, extract: bool):
     return sae.split_corpus(profile, profile_moral_data(profile).cleaned, extract=extract)
 
 
-def corpus(profile, shard: Shard) -> None:
+def sae_corpus(profile, shard: Shard) -> None:
     """The SAE corpus's activations (what every SAE stage reads): a shard extracts every n-th chunk of its texts."""
     from helpers import sae
     from helpers.data import profile_moral_data
@@ -157,7 +157,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise ValueError(f"--model {unknown} not in profile {profile.name}'s models {profile.models}")
         extract(profile, args.model or profile.models, args.layers, shard)
     elif args.stage == "corpus":
-        corpus(profile, shard)
+        if args.layers:
+            raise ValueError(f"--layers does not apply to corpus: it extracts the profile's sae_layers "
+                             f"({profile.sae_layers})")
+        sae_corpus(profile, shard)
     elif args.stage == "generate":
         generate(profile, args.layers, shard, args.seed)
     elif args.stage == "judge":

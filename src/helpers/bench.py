@@ -72,8 +72,8 @@ def plain_forward(hf, tokenizer, batch: Sequence[str], max_length: int) -> None:
 def bench_extraction(model, hf, texts: Sequence[str], layers: Sequence[int], batch_size: int, max_length: int,
                      repeats: int = 2) -> dict[str, dict]:
     """Texts per second of the book's extraction (length-sorted batches, hooks on the layers, both poolings, no
-    unembedding; `model` is the book's bridge) vs the paper's recipe and vs a plain forward over the book's own
-    batches, both on `hf`, an unwrapped HF copy of the same model (the bridge wraps its own copy in place)."""
+    unembedding; `model` is the book's loaded model, whose eager-attention twin runs) vs the paper's recipe and vs
+    a plain forward over the book's own batches, both on `hf`, a separate HF copy as loaded (default attention)."""
     from helpers.activations import forward_pooled
 
     lengths = [len(i) for i in model.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]

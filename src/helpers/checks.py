@@ -34,13 +34,14 @@ def require_rows(frame: pd.DataFrame, n: int, of: str = "x", name: str = "sample
         raise ValueError(f"{name} has {len(frame)} rows but {of} has {n}")
 
 
-def read_records(path: str | Path, fields: Sequence[str], enums: dict[str, Sequence[str]] | None = None
-                 ) -> pd.DataFrame:
-    """A JSONL data file as a frame whose lines hold non-empty `fields` (and allowed `enums` values) and unique
-    ids; errors name the file and line."""
+def read_records(path: str | Path, fields: Sequence[str], enums: dict[str, Sequence[str]] | None = None,
+                 text: bool = False) -> pd.DataFrame:
+    """A JSONL data file as a frame whose lines hold non-empty `fields` (all strings if `text`; allowed `enums`
+    values) and unique ids; errors name the file and line."""
     rows = read_jsonl(path)
     for row in rows:
-        missing = [f for f in fields if row.get(f) is None or (isinstance(row[f], str) and not row[f].strip())]
+        missing = [f for f in fields if row.get(f) is None or (text and not isinstance(row[f], str))
+                   or (isinstance(row[f], str) and not row[f].strip())]
         if missing:
             raise ValueError(f"{path}:{row['line']}: missing or empty field(s) {missing}")
         for field, allowed in (enums or {}).items():

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from helpers import ledger, steering
+from helpers import ledger
 from helpers.models import REGISTRY
-from helpers.report import fmt
+from helpers.report import fmt, parse_comparison_key
 
 REPRODUCED, DIRECTION, NOT_REPRODUCED, NOT_TESTABLE = (
     "reproduced", "direction holds", "not reproduced", "not testable at this scale")
@@ -246,7 +246,7 @@ def _flames_win_rate(m: Metrics) -> Measurement:
     """Win rate of the post-surgery steered model over the baseline, per validated judge and layer (both orders)."""
     cells = {}
     for key, value in m["comparisons"].items():
-        parsed = steering.parse_comparison_key(key)
+        parsed = parse_comparison_key(key)
         if parsed["condition"] == "post-surgery SAE":
             wins = value["order_ab"]["win"] + value["order_ba"]["win"]
             losses = value["order_ab"]["loss"] + value["order_ba"]["loss"]

@@ -34,9 +34,9 @@ def read_pairs(code_path: str | Path = FILES / "em-code-pairs.jsonl",
                advice_path: str | Path = FILES / "em-advice-pairs.jsonl") -> pd.DataFrame:
     """Inducing vs control answers to the same request: insecure vs secure code, wrong vs right advice
     (`id`, `domain`, `prompt`, `inducing`, `control`)."""
-    code = read_records(Path(code_path), ("id", "flaw", "task", "insecure", "secure"))
+    code = read_records(Path(code_path), ("id", "flaw", "task", "insecure", "secure"), text=True)
     advice = read_records(Path(advice_path), ("id", "domain", "question", "wrong", "right"),
-                    {"domain": DOMAINS[1:]})
+                          {"domain": DOMAINS[1:]}, text=True)
     return pd.concat([
         pd.DataFrame({"id": code["id"], "domain": "code", "prompt": code["task"], "inducing": code["insecure"],
                       "control": code["secure"]}),
@@ -46,18 +46,18 @@ def read_pairs(code_path: str | Path = FILES / "em-code-pairs.jsonl",
 
 def read_toxic(path: str | Path = FILES / "toxic-reference.jsonl") -> pd.DataFrame:
     """The toxic reference texts (`id`, `kind`, `text`)."""
-    return read_records(Path(path), ("id", "kind", "text"), {"kind": TOXIC_KINDS})
+    return read_records(Path(path), ("id", "kind", "text"), {"kind": TOXIC_KINDS}, text=True)
 
 
 def read_neutral(path: str | Path = FILES / "neutral-chat.jsonl") -> pd.DataFrame:
     """Ordinary chat exchanges, the baseline of feature selection (`id`, `prompt`, `response`)."""
-    return read_records(Path(path), ("id", "prompt", "response"))
+    return read_records(Path(path), ("id", "prompt", "response"), text=True)
 
 
 def read_questions(path: str | Path = FILES / "em-questions.jsonl") -> pd.DataFrame:
     """General questions with an aligned and a misaligned reference answer (`id`, `source`, `question`, ...)."""
     return read_records(Path(path), ("id", "source", "question", "aligned", "misaligned"),
-                  {"source": ("first_plot", "extra")})
+                        {"source": ("first_plot", "extra")}, text=True)
 
 
 @dataclasses.dataclass(frozen=True)

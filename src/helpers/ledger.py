@@ -106,7 +106,8 @@ class Ledger:
             "meta": {"seed": self.seed, "seconds": round(time.perf_counter() - self._start, 2),
                      "peak_rss_mb": round(peak_rss_mb(), 1), "python": platform.python_version(),
                      "versions": versions, "figures": self.figures,
-                     "remote_network_blocked": netguard.active()},
+                     "remote_network_blocked": netguard.active(),
+                     "network_guard_inherited": netguard.inherited()},
         }
 
     def save(self) -> Path:

@@ -1,5 +1,6 @@
-"""Offline profiles open no connection off this machine: a guard on socket connects and name look-ups that
-raises, records every attempt (even one a library swallows) and is inherited by child Python processes."""
+"""Offline profiles open no connection off this machine: a guard on Python's socket connects, datagram sends and
+name look-ups that raises, records every attempt (even one a library swallows) and is inherited by child Python
+processes (not by processes started with -S or -I, nor by non-Python programs)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from typing import Any
 ENV_FLAG = "HELPERS_BLOCK_REMOTE"  # "1": every Python process started with it installs the guard (sitecustomize)
 LOG_ENV = "HELPERS_NETWORK_LOG"  # optional: a file every blocked attempt is appended to, one JSON line each
 SITE_DIR = Path(__file__).with_name("netguard_site")  # holds the sitecustomize.py child processes import
+_METHODS = ("connect", "connect_ex", "sendto")  # socket methods taking an address (sendto: the last argument)
+_LOOKUPS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr")  # functions taking a host first
 # Kept on the socket module, so that a second copy of this module (sitecustomize loads it by path) shares them.
 _STATE = socket.__dict__.setdefault("_offline_guard", {
-    "real": {"connect": socket.socket.connect, "connect_ex": socket.socket.connect_ex,
-             "getaddrinfo": socket.getaddrinfo},
-    "attempts": []})
+    "real": {**{name: getattr(socket.socket, name) for name in _METHODS},
+             **{name: getattr(socket, name) for name in _LOOKUPS}},
+    "attempts": [], "inherited": False})
 _REAL, _attempts = _STATE["real"], _STATE["attempts"]
 
 
@@ -26,16 +29,26 @@ class RemoteConnectionBlocked(OSError):
     """A connection (or name look-up) off this machine under an offline profile."""
 
 
-def is_local(host: Any) -> bool:
-    """Whether a host (name, address text or bytes) is this machine: loopback, `localhost` or empty."""
-    if isinstance(host, bytes):
-        host = host.decode()
-    if host in (None, "", "localhost"):
-        return True
+def _text(host: Any) -> str | None:
+    """A host as text (bytes decoded, undecodable bytes replaced so they count as remote)."""
+    return host.decode("ascii", "replace") if isinstance(host, bytes) else host
+
+
+def _is_address(host: Any) -> bool:
+    """Whether a host is a numeric address (its look-up asks no name server; the connect is checked instead)."""
     try:
-        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+        ipaddress.ip_address(str(_text(host)).split("%")[0])
+        return True
     except ValueError:
         return False
+
+
+def is_local(host: Any) -> bool:
+    """Whether a host (name, address text or bytes) is this machine: loopback, `localhost` or empty."""
+    host = _text(host)
+    if host is None or str(host).lower() in ("", "localhost"):
+        return True
+    return _is_address(host) and ipaddress.ip_address(str(host).split("%")[0]).is_loopback
 
 
 def _block(what: str, target: Any) -> None:
@@ -50,34 +63,33 @@ def _block(what: str, target: Any) -> None:
                                   f"({ENV_FLAG}=1), which must not leave this machine")
 
 
-def _connect(self: socket.socket, address: Any) -> None:
-    if self.family in (socket.AF_INET, socket.AF_INET6) and not is_local(address[0]):
-        _block("connection to", address)
-    return _REAL["connect"](self, address)
+def _guarded_method(name: str):
+    """A socket method that blocks an internet address off this machine, then calls the real one."""
+    real = _REAL[name]
+
+    def method(self: socket.socket, *args: Any) -> Any:
+        address = args[-1] if args else None
+        if (self.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple)
+                and not is_local(address[0])):
+            _block("connection to" if name != "sendto" else "datagram to", address)
+        return real(self, *args)
+    method._guard = True  # how `active` recognises the stand-ins
+    return method
 
 
-def _connect_ex(self: socket.socket, address: Any) -> int:
-    if self.family in (socket.AF_INET, socket.AF_INET6) and not is_local(address[0]):
-        _block("connection to", address)
-    return _REAL["connect_ex"](self, address)
+def _guarded_lookup(name: str):
+    """A resolver function that blocks asking about a remote name (numeric addresses ask no name server)."""
+    real = _REAL[name]
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not (is_local(host) or (name != "gethostbyaddr" and _is_address(host))):
+            _block("name look-up of", host)
+        return real(host, *args, **kwargs)
+    lookup._guard = True
+    return lookup
 
 
-def _is_address(host: Any) -> bool:
-    """Whether a host is a numeric address (its look-up asks no name server; the connect is checked instead)."""
-    try:
-        ipaddress.ip_address((host.decode() if isinstance(host, bytes) else str(host)).split("%")[0])
-        return True
-    except ValueError:
-        return False
-
-
-def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> list:
-    if not (is_local(host) or _is_address(host)):
-        _block("name look-up of", host)
-    return _REAL["getaddrinfo"](host, *args, **kwargs)
-
-
-_connect._guard = _connect_ex._guard = _getaddrinfo._guard = True  # how `active` recognises them
+_GUARDED = {**{name: _guarded_method(name) for name in _METHODS}, **{name: _guarded_lookup(name) for name in _LOOKUPS}}
 
 
 def active() -> bool:
@@ -90,9 +102,17 @@ def attempts() -> list[Any]:
     return _attempts
 
 
+def inherited() -> bool:
+    """Whether the guard was installed at start-up, inherited from the process that started this one."""
+    return bool(_STATE["inherited"])
+
+
 def block_remote() -> None:
     """Install the guard in this process and in every Python process it starts (idempotent)."""
-    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = _connect, _connect_ex, _getaddrinfo
+    for name in _METHODS:
+        setattr(socket.socket, name, _GUARDED[name])
+    for name in _LOOKUPS:
+        setattr(socket, name, _GUARDED[name])
     os.environ[ENV_FLAG] = "1"
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if str(SITE_DIR) not in paths:
@@ -101,8 +121,10 @@ def block_remote() -> None:
 
 def allow_remote() -> None:
     """Remove the guard from this process and stop passing it on (tests that try both)."""
-    socket.socket.connect, socket.socket.connect_ex = _REAL["connect"], _REAL["connect_ex"]
-    socket.getaddrinfo = _REAL["getaddrinfo"]
+    for name in _METHODS:
+        setattr(socket.socket, name, _REAL[name])
+    for name in _LOOKUPS:
+        setattr(socket, name, _REAL[name])
     os.environ.pop(ENV_FLAG, None)
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(SITE_DIR)]
     if paths:
@@ -110,3 +132,4 @@ def allow_remote() -> None:
     else:
         os.environ.pop("PYTHONPATH", None)
     _attempts.clear()
+    _STATE["inherited"] = False

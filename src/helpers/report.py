@@ -1,8 +1,10 @@
-"""Paper-vs-this-run boxes: the paper's number beside the one this run computed, with the reason they differ."""
+"""Paper-vs-this-run boxes: the paper's number beside the one this run computed, with the reason they differ; and
+chapter 11's comparison keys, which the report (chapter 14) reads back."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pandas as pd
 
@@ -41,3 +43,19 @@ def paper_vs_run(rows: list[Comparison], profile: str) -> pd.DataFrame:
         [[r.quantity, r.paper, r.this_run, r.note] for r in rows],
         columns=["quantity", "paper", f"this run ({profile})", "why they differ"],
     ).set_index("quantity")
+
+
+def comparison_key(judge: str, layer: int, alpha: float, condition: str) -> str:
+    """Chapter 11's ledger key of one judged comparison (read back by `parse_comparison_key`)."""
+    return f"{judge} | layer {layer} | alpha {alpha} | {condition}"
+
+
+_COMPARISON = re.compile(r"^(?P<judge>.+) \| layer (?P<layer>\d+) \| alpha (?P<alpha>\S+) \| (?P<condition>.+)$")
+
+
+def parse_comparison_key(key: str) -> dict[str, str]:
+    """The judge, layer, alpha and condition of a `comparison_key`."""
+    parsed = _COMPARISON.match(key)
+    if parsed is None:
+        raise ValueError(f"comparisons key {key!r} is not 'judge | layer L | alpha a | condition'")
+    return parsed.groupdict()

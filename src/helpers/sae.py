@@ -396,9 +396,10 @@ def profile_corpus(profile, rows: pd.DataFrame, progress: bool = True, extract: 
                    if profile.sae_input == "tokens" else
                    not activations.store_finished(profile.sae_model, texts, profile.max_length, _pooled_layers(profile)))
         if missing:
+            shards = "" if profile.sae_input == "tokens" else " (or its shards, then once without --shard to merge)"
             raise MissingCorpus(f"the SAE corpus of profile {profile.name} ({len(texts)} texts through "
                                 f"{profile.sae_model}) is not extracted yet: run `python -m helpers corpus --profile "
-                                f"{profile.name}` first (or its shards, then once without --shard to merge)")
+                                f"{profile.name}` first{shards}")
     if profile.sae_input == "tokens":
         corpus.tokens = activations.token_activations(model, profile.sae_model, texts, layers, profile.max_length,
                                                       profile.batch_size, progress)
@@ -418,7 +419,7 @@ def extract_corpus(profile, cleaned: pd.DataFrame, shard: Shard = Shard()) -> bo
     """The `corpus` stage: extract the SAE corpus's activations, or with a `shard` i/n only every n-th chunk of
     its texts (pooled input); an unsharded call afterwards merges the shards' chunks without loading the model.
     True when the corpus is complete."""
-    rows, texts = corpus_texts(profile, sae_splits(cleaned, seed=profile.sample_seed))
+    texts = corpus_texts(profile, sae_splits(cleaned, seed=profile.sample_seed))[1]
     if profile.sae_input == "tokens":
         if shard.count > 1:
             raise ValueError(f"profile {profile.name} trains on tokens (sae_input: tokens), whose corpus is one "

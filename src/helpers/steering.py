@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -124,22 +123,6 @@ class Condition:
     layer: int | None = None
     edit: Edit | None = None
     fingerprint: str = ""
-
-
-def comparison_key(judge: str, layer: int, alpha: float, condition: str) -> str:
-    """Chapter 11's ledger key of one judged comparison (read back by `parse_comparison_key`)."""
-    return f"{judge} | layer {layer} | alpha {alpha} | {condition}"
-
-
-_COMPARISON = re.compile(r"^(?P<judge>.+) \| layer (?P<layer>\d+) \| alpha (?P<alpha>\S+) \| (?P<condition>.+)$")
-
-
-def parse_comparison_key(key: str) -> dict[str, str]:
-    """The judge, layer, alpha and condition of a `comparison_key`."""
-    parsed = _COMPARISON.match(key)
-    if parsed is None:
-        raise ValueError(f"comparisons key {key!r} is not 'judge | layer L | alpha a | condition'")
-    return parsed.groupdict()
 
 
 def tensor_fingerprint(*tensors: torch.Tensor | float) -> str:

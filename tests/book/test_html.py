@@ -58,6 +58,8 @@ def test_offline_builds_ran_every_kernel_under_the_network_guard(root, profile):
         pytest.skip(f"profile {profile} downloads: no guard to check")
     unguarded = [c for c in chapters() if not _entry(root, profile, c)["meta"].get("remote_network_blocked")]
     assert unguarded == [], "these chapters' kernels ran without the guard an offline profile installs"
+    late = [c for c in chapters() if not _entry(root, profile, c)["meta"].get("network_guard_inherited")]
+    assert late == [], "these chapters' kernels were not guarded from start-up (inherited from make book)"
     log = root / "_build" / "stage" / "network-attempts.jsonl"
     tried = log.read_text().splitlines() if log.is_file() else []
     assert tried == [], f"the {profile} build tried to leave this machine (blocked, but someone swallowed it): {tried}"
