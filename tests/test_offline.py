@@ -61,6 +61,7 @@ def test_loopback_stays_allowed_under_the_guard(no_network):
         pass
     server.close()
     assert netguard.is_local("::1") and netguard.is_local(b"127.0.0.2") and netguard.is_local("LocalHost")
+    assert netguard.is_local(socket.gethostname()), "this machine's own name (e.g. socket.getfqdn looks it up)"
     assert not netguard.is_local("10.0.0.1") and not netguard.is_local(b"\xff") and not netguard.is_local("example.org")
 
 

@@ -44,9 +44,10 @@ def _is_address(host: Any) -> bool:
 
 
 def is_local(host: Any) -> bool:
-    """Whether a host (name, address text or bytes) is this machine: loopback, `localhost` or empty."""
+    """Whether a host (name, address text or bytes) is this machine: loopback, `localhost`, its own host name or
+    empty."""
     host = _text(host)
-    if host is None or str(host).lower() in ("", "localhost"):
+    if host is None or str(host).lower() in ("", "localhost", socket.gethostname().lower()):
         return True
     return _is_address(host) and ipaddress.ip_address(str(host).split("%")[0]).is_loopback
 
