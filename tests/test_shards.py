@@ -94,8 +94,7 @@ def test_two_generate_shards_fill_the_cache_a_single_run_fills(tiny_model, tmp_p
         prompts, steering.Decoding(max_new_tokens=3, do_sample=False, seed=seed)))
 
     def cached(name: str) -> dict[str, str]:
-        folder = tmp_path / name / "cache" / "generations" / "tiny"
-        return {p.name: p.read_text() for p in folder.glob("*.json")}
+        return _cached_files(tmp_path / name, "generations")
 
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "single"))
     main(["generate", "--profile", "ci", "--layers", "0,1"])
@@ -172,7 +171,7 @@ def test_two_judge_shards_fill_the_cache_a_single_run_fills(tiny_model, tiny_jud
     _stand_in_chapter_11(monkeypatch, tiny_model, tiny_judges)
 
     def cached(name: str) -> dict[str, str]:
-        return {p.name: p.read_text() for p in (tmp_path / name / "cache" / "scores" / "tiny").glob("*.json")}
+        return _cached_files(tmp_path / name, "scores")
 
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "single"))
     main(["generate", "--profile", "ci", "--layers", "0,1"])
@@ -276,3 +275,8 @@ def _cleaned():
     from helpers.profiles import load_profile
 
     return profile_moral_data(load_profile("ci")).cleaned
+
+
+def _cached_files(root, kind: str) -> dict[str, str]:
+    """The tiny model's cache files of one kind (generations, scores) under a book root, by name."""
+    return {p.name: p.read_text() for p in (root / "cache" / kind / "tiny").glob("*.json")}
