@@ -27,7 +27,14 @@ BOOK_SOURCES := $(wildcard $(shell git ls-files --cached --others --exclude-stan
 	reference _config.yml _toc.yml 2>/dev/null || find notebooks src params book reference _config.yml _toc.yml \
 	-type f -not -path '*/__pycache__/*'))
 
-.PHONY: env unit test book bench reference notebooks release clean
+# `make test` also runs these chapters on a third, emulated machine (helpers.machine) and checks them against the
+# tolerances `make reference` measured on the second one.
+OTHER_MACHINE := sse41
+OTHER_MACHINE_CHAPTERS := 02-07
+# The emulated machine whose build `make reference` measures the spread of every reference number on.
+SPREAD_MACHINE := avx2
+
+.PHONY: env unit test book other-machine bench reference notebooks release clean
 
 env: $(VENV)/.installed
 
@@ -42,12 +49,15 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 # The unit tests alone (a couple of minutes): the quick loop while developing.
 unit: env
-	$(PY) -m pytest tests --ignore=tests/book -q
+	$(PY) -m pytest tests --ignore=tests/book --ignore=tests/other_machine -q
 
 # Everything: the unit tests, then the ci book (built only if its sources changed) and the checks on it: the
-# committed reference ledger, two-build identity, the network guard of every kernel, figures, internal links.
+# committed reference ledger within its measured tolerances, two-build identity on the reference's own machine,
+# the network guard of every kernel, figures, internal links; then the diagnosis chapters on an emulated other
+# machine, within the same tolerances.
 test: unit
 	$(MAKE) --no-print-directory book PROFILE=ci
+	$(MAKE) --no-print-directory other-machine
 
 # Execute every chapter with papermill (profile $(PROFILE)), render the executed copies, then check the HTML.
 book: env _build/built-$(PROFILE)
@@ -56,14 +66,27 @@ book: env _build/built-$(PROFILE)
 _build/built-%: $(VENV)/.installed $(BOOK_SOURCES)
 	$(PY) -m helpers.book --profile $*
 
+# Chapters $(OTHER_MACHINE_CHAPTERS) of the ci book on fresh caches under emulated machine $(OTHER_MACHINE), checked
+# against the committed reference's measured tolerances (run again only if the sources changed).
+other-machine: env _build/other-machine-$(OTHER_MACHINE)-ci-$(OTHER_MACHINE_CHAPTERS)
+	$(PY) -m pytest tests/other_machine -q
+
+_build/other-machine-$(OTHER_MACHINE)-ci-$(OTHER_MACHINE_CHAPTERS): $(VENV)/.installed $(BOOK_SOURCES)
+	$(PY) -m helpers.book --profile ci --emulate $(OTHER_MACHINE) --chapters $(OTHER_MACHINE_CHAPTERS)
+
+# Every chapter of $(PROFILE) on fresh caches under emulated machine $(SPREAD_MACHINE) (no HTML), for `make reference`.
+_build/other-machine-$(SPREAD_MACHINE)-%: $(VENV)/.installed $(BOOK_SOURCES)
+	$(PY) -m helpers.book --profile $* --emulate $(SPREAD_MACHINE)
+
 # Measure speed as ratios against baselines in one run (results/bench.json) and refresh the README table; the
 # per-chapter costs come from the last `make book` of $(PROFILE).
 bench: env
 	$(PY) -m helpers.bench --profile $(PROFILE) --readme
 
-# Take the last `make book` of $(PROFILE) as the committed reference its test compares fresh runs against.
-reference: env
-	$(PY) -m helpers.reference --profile $(PROFILE)
+# The committed reference of $(PROFILE): its book built as is and again under emulated machine $(SPREAD_MACHINE)
+# (each only if its sources changed), both builds' numbers stored, the tolerances measured from their spread.
+reference: env _build/built-$(PROFILE) _build/other-machine-$(SPREAD_MACHINE)-$(PROFILE)
+	$(PY) -m helpers.reference --profile $(PROFILE) --emulation $(SPREAD_MACHINE)
 
 # Regenerate the paired .ipynb (outputs stripped) from the .py sources.
 notebooks: env

@@ -222,6 +222,17 @@ rows.append(report.comparison("Base ≈ Instruct ≈ Guard", "nearly identical c
 report.paper_vs_run(rows, P.name)
 
 # %% [markdown]
+# ### Numbers another machine may not reproduce
+#
+# The committed reference of this profile was built twice: as is, and under an emulated other CPU whose kernels
+# round differently (`make reference`; ARCHITECTURE.md, "Numbers across machines"). The metrics listed here moved
+# there by more than a thousandth of their value: read each as value ± the band shown (three times the largest
+# drift of its family, the band the book's tests allow), and a conclusion resting on its last digits as fragile.
+
+# %% tags=["hide-input"]
+report.machine_sensitive(ledger.chapter, P.name)
+
+# %% [markdown]
 # ## What this means
 #
 # - The numbers above decide the paper's claim for this run: a large share of intermediate-layer pairs above

@@ -52,7 +52,7 @@ import pandas as pd
 import seaborn as sns
 
 from helpers import ledger as results
-from helpers import plotting
+from helpers import plotting, report
 from helpers.ledger import Ledger
 from helpers.models import model_spec
 from helpers.profiles import load_profile
@@ -170,6 +170,17 @@ ledger.models = models
 ledger.data = {name: entry["data"] for name, entry in entries.items()}
 ledger.record_paper("scaling_alignment_architecture", "none removes the indifference", "spec §3.5 [P][S]")
 ledger.save()
+
+# %% [markdown]
+# ### Numbers another machine may not reproduce
+#
+# The committed reference of this profile was built twice: as is, and under an emulated other CPU whose kernels
+# round differently (`make reference`; ARCHITECTURE.md, "Numbers across machines"). The metrics listed here moved
+# there by more than a thousandth of their value: read each as value ± the band shown (three times the largest
+# drift of its family, the band the book's tests allow), and a conclusion resting on its last digits as fragile.
+
+# %% tags=["hide-input"]
+report.machine_sensitive(ledger.chapter, P.name)
 
 # %% [markdown]
 # ## What this means

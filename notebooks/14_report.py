@@ -92,12 +92,20 @@ rules.style.hide(axis="index")
 # %% [markdown]
 # ## The report
 #
-# This run's value is read from the chapter's ledger; the verdict is the first rule it meets.
+# This run's value is read from the chapter's ledger; the verdict is the first rule it meets. The last column
+# says whether the verdict hangs on the CPU: the committed reference was built twice, once under an emulated other
+# machine whose float32 kernels round differently (`make reference`), and the rules were applied to both builds.
+# A **fragile** verdict differs between them: at this profile's size, the claim's outcome is decided by rounding,
+# and the row should be read as undecided.
 
 # %%
 rows = claims.report(ledgers, P.name)
+flips = claims.machine_sensitive_verdicts(P.name)  # None: the reference was not built on a second machine
 table = pd.DataFrame(rows)[["id", "claim", "paper_value", "this_value", "verdict"]]
 table.columns = ["id", "claim", "paper", f"this run ({P.name})", "verdict"]
+table["on another machine"] = ["not measured" if flips is None else
+                               f"fragile: {flips[r['id']][1]} there" if r["id"] in flips else "same verdict"
+                               for r in rows]
 table.style.hide(axis="index").map(plotting.verdict_css, subset=["verdict"])
 
 # %%
@@ -115,6 +123,18 @@ plt.show()
 totals = claims.counts(rows)
 print(", ".join(f"{v.removeprefix('n_').replace('_', ' ')}: {n}" for v, n in totals.items()),
       f"(of {len(rows)} claims)")
+
+# %% [markdown]
+# ### Verdicts that hang on the CPU
+
+# %%
+if flips is None:
+    print(f"the {P.name} reference was built on one machine only: which verdicts are machine-sensitive is not measured")
+elif not flips:
+    print("every verdict was the same on the emulated other machine")
+else:
+    display(pd.DataFrame([{"id": claim, "reference build": mine, "emulated other machine": theirs}
+                          for claim, (mine, theirs) in flips.items()]).set_index("id"))
 
 # %% [markdown]
 # **What it means.** Read the report by paper and by verdict, not as a score. A *direction holds* row says the
@@ -153,10 +173,14 @@ ledger.save()
 # %% [markdown]
 # ## Tested numbers: this run against the committed reference
 #
-# `reference/<profile>/` holds the comparable ledger metrics of a clean-clone build (committed; `make reference`
-# rewrites it deliberately). The book's tests fail when a fresh build departs from it by more than 5 % or 0.02 on
-# any number (anything else must be equal); this chapter's own ledger, saved above, is compared too. The last column counts departures of any size: zero everywhere means
-# this build and the reference build computed identical numbers.
+# `reference/<profile>/` holds the comparable ledger metrics of two clean builds: one as is and one under an
+# emulated other machine (committed; `make reference` rewrites both deliberately). The book's tests fail when a
+# fresh build moves a number further than its family moved between those two builds (three times that drift, plus a
+# floor of 1e-4 relative), or changes anything else that both builds agreed on; this chapter's own ledger, saved
+# above, is compared too. "Differences at all" counts departures of any size: zero everywhere means this build and
+# the reference build computed identical numbers, which can only be expected on the reference's own machine
+# fingerprint. The last column counts each chapter's metrics that another machine may not reproduce to three
+# significant digits (each chapter lists them).
 
 # %%
 comparison = pd.DataFrame(reference.compare_run(P.name))

@@ -12,6 +12,7 @@ import torch
 
 from helpers import bench
 from helpers.activations import forward_pooled
+from helpers.paths import replace_between_markers
 
 TEXTS = ["Helping a friend move is morally", "Lying to your boss about being sick is morally",
          "Taking the last slice is morally", "Recycling is morally"]
@@ -80,9 +81,9 @@ def test_chapter_costs_come_from_the_ledger_meta(tmp_path, monkeypatch):
 def test_readme_table_goes_between_the_markers_only():
     start, end = bench.README_MARKERS
     text = f"intro\n{start}\nold table\n{end}\nrest\n"
-    assert bench.replace_between_markers(text, "| new |\n") == f"intro\n{start}\n| new |\n{end}\nrest\n"
+    assert replace_between_markers(text, "| new |\n", bench.README_MARKERS) == f"intro\n{start}\n| new |\n{end}\nrest\n"
     with pytest.raises(ValueError, match="markers"):
-        bench.replace_between_markers("no markers here", "x")
+        replace_between_markers("no markers here", "x", bench.README_MARKERS)
 
 
 def test_markdown_marks_missed_targets():

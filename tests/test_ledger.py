@@ -25,6 +25,7 @@ def test_round_trip(tmp_path, monkeypatch):
     assert entry["paper"]["peak"] == {"value": 0.26, "source": "spec §3.5"}
     assert entry["data"] == {"n": 5, "sha256": "abc"}
     assert entry["meta"]["seed"] == 3 and entry["meta"]["seconds"] >= 0
+    assert {"cpu", "torch_capability", "torch_build", "threads", "dispatch"} <= entry["meta"]["machine"].keys()
     assert json.loads(path.read_text()) == entry
     assert not list(path.parent.glob(".*.tmp")), "no temporary file left behind"
 

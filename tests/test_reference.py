@@ -1,52 +1,156 @@
-"""The reference comparison: tolerances, structure and paths on hand-made ledgers."""
+"""The reference comparison on hand-built ledgers: tolerances measured from two builds, families, texts, places where
+the two builds disagree, the machine-sensitive listing, and verdicts that differ between builds."""
 
 from __future__ import annotations
 
 import json
 
-from helpers import reference
+import pytest
+
+from helpers import claims, reference
+from helpers.reference import FLOOR_ATOL, FLOOR_RTOL, MARGIN
 
 
-def test_numbers_within_tolerance_pass_and_beyond_fail():
-    assert reference.differences({"r": 0.501}, {"r": 0.5}) == []
-    assert reference.differences({"r": 0.60}, {"r": 0.5}) == ["metrics.r: 0.6 differs from 0.5"]
-    assert reference.differences({"n": 1000}, {"n": 1040}) == []           # 4 % of a count
-    assert reference.differences({"p": 0.03}, {"p": 0.001}) == ["metrics.p: 0.03 differs from 0.001"]
+def test_without_a_measured_drift_only_the_floor_is_allowed():
+    assert reference.differences({"r": 0.5 + 0.5 * FLOOR_RTOL}, {"r": 0.5}) == []
+    assert reference.differences({"r": 0.5001}, {"r": 0.5}) == [
+        "metrics.r: 0.5001 differs from 0.5 by more than 5.1e-05"]
+    assert reference.differences({"n": 1001}, {"n": 1000}) != []  # the old 5 % would have let a count move by 50
+
+
+def test_a_number_inside_its_measured_spread_passes_and_one_outside_fails():
+    expected, other = {"ari": 0.066}, {"ari": 0.070}  # the emulated machine moved it by 0.004
+    allowed = FLOOR_ATOL + FLOOR_RTOL * 0.066 + MARGIN * 0.004
+    assert reference.differences({"ari": 0.066 + 0.99 * allowed}, expected, other) == []
+    assert reference.differences({"ari": 0.066 - 0.99 * allowed}, expected, other) == []
+    assert reference.differences({"ari": 0.066 + 1.01 * allowed}, expected, other) != []
+    assert reference.differences({"ari": 0.094}, expected, other) != []  # the drift issue 16 saw: beyond 3 × 0.004
+
+
+def test_a_family_shares_its_largest_drift_across_list_positions_but_not_across_metrics():
+    expected = {"by_layer": [0.5, 0.2, 0.1], "other_metric": [0.5]}
+    other = {"by_layer": [0.5, 0.21, 0.1], "other_metric": [0.5]}  # only layer 1 moved, by 0.01
+    assert reference.differences({"by_layer": [0.52, 0.2, 0.08], "other_metric": [0.5]}, expected, other) == []
+    assert reference.differences({"by_layer": [0.5, 0.2, 0.1], "other_metric": [0.52]}, expected, other) != []
+    assert reference.drifts(expected, other) == {"metrics.by_layer[]": pytest.approx(0.01),
+                                                 "metrics.other_metric[]": 0.0}
+
+
+def test_exact_comparison_allows_nothing():
+    assert reference.differences({"r": 0.5}, {"r": 0.5}, exact=True) == []
+    assert reference.differences({"r": 0.5000001}, {"r": 0.5}, {"r": 0.6}, exact=True) != []
+    assert reference.differences({"v": "peak 0.476"}, {"v": "peak 0.4760001"}, exact=True) != []
+
+
+def test_where_the_two_builds_disagree_in_shape_either_outcome_passes():
+    expected = {"verdict": "direction holds (p = 0.04)", "clusters": [3, 4], "go": True}
+    other = {"verdict": "not reproduced (p = 0.07)", "clusters": [3, 4, 5], "go": False}
+    for actual in (expected, other):
+        assert reference.differences(actual, expected, other) == []
+    assert reference.differences({**expected, "verdict": "reproduced (p = 0.04)"}, expected, other) != []
+    assert reference.differences({**expected, "clusters": [3]}, expected, other) != []
+    assert reference.differences({**expected, "clusters": [3, 9]}, expected, other) != []
+
+
+def test_numbers_inside_texts_get_their_texts_measured_drift():
+    expected, other = {"v": "peak 0.476 at layer 12"}, {"v": "peak 0.480 at layer 12"}
+    assert reference.differences({"v": "peak 0.47 at layer 12"}, expected, other) == []
+    assert reference.differences({"v": "peak 0.50 at layer 12"}, expected, other) != []
+    assert reference.differences({"v": "peak 0.476 at layer 13"}, expected, other) != []  # 12 never moved
+    assert reference.differences({"v": "top 0.476 at layer 12"}, expected, other) != []
 
 
 def test_structure_and_exact_values_are_checked_with_their_paths():
     expected = {"go": False, "layers": [1, 2], "by": {"a": {"x": 1.0}}, "name": "ci", "none": None}
     actual = {"go": True, "layers": [1], "by": {"a": {}, "b": 2}, "name": "ci", "none": 0.0}
-    assert sorted(reference.differences(actual, expected)) == sorted([
+    assert sorted(reference.differences(actual, expected, expected)) == sorted([
         "metrics.go: True != False", "metrics.layers: 1 items, the reference has 2", "metrics.by.a.x: missing",
         "metrics.by.b: not in the reference", "metrics.none: 0.0 != None"])
 
 
-def test_save_reference_keeps_metrics_without_timings(tmp_path, monkeypatch):
+def test_machine_sensitive_lists_families_beyond_a_thousandth_and_shape_disagreements():
+    expected = {"cos": [0.5, 0.6], "ari": [0.066, 0.08], "n_clusters": 18, "verdict": "holds"}
+    other = {"cos": [0.5000002, 0.6], "ari": [0.07, 0.08], "n_clusters": 18, "verdict": "fails"}
+    rows = {row["metric"]: row for row in reference.machine_sensitive(expected, other)}
+    assert set(rows) == {"ari[]", "verdict"}  # 2e-7 on a cosine is not; an unmoved count is not
+    assert rows["ari[]"]["numbers"] == 2 and rows["ari[]"]["largest drift"] == pytest.approx(0.004)
+    assert rows["verdict"]["±"] == 'either "holds" or "fails"'
+    assert reference.machine_sensitive(expected, None) == []
+
+
+def _write(folder, name, entry):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(entry))
+
+
+def test_save_reference_keeps_both_builds_without_timings_and_the_fingerprint(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
-    folder = tmp_path / "results" / "ci"
-    folder.mkdir(parents=True)
-    (folder / "02_x.json").write_text(json.dumps({"chapter": "02_x", "metrics": {"a": 1, "train_seconds": 3.0},
-                                                  "meta": {"seconds": 9}}))
+    machine = {"cpu": "x", "torch_capability": "AVX512"}
+    _write(tmp_path / "results" / "ci", "02_x", {"chapter": "02_x", "metrics": {"a": 1, "train_seconds": 3.0},
+                                                 "meta": {"seconds": 9, "machine": machine}})
+    with pytest.raises(FileNotFoundError, match="--emulate avx2"):
+        reference.save_reference("ci")
+    _write(reference.other_machine_dir() / "results" / "ci", "02_x",
+           {"chapter": "02_x", "metrics": {"a": 2, "train_seconds": 5.0}, "meta": {"machine": {"cpu": "y"}}})
     [path] = reference.save_reference("ci")
-    assert json.loads(path.read_text()) == {"chapter": "02_x", "metrics": {"a": 1}}
+    assert json.loads(path.read_text()) == {
+        "chapter": "02_x", "machine": machine, "metrics": {"a": 1},
+        "other_machine": {"emulation": "avx2", "machine": {"cpu": "y"}, "metrics": {"a": 2}}}
 
 
-def test_compare_run_counts_tolerant_and_exact_differences(tmp_path, monkeypatch):
+def test_compare_run_counts_measured_and_exact_differences(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
-    for folder, metrics in (("reference", {"a": 0.5, "b": 1.0}), ("results", {"a": 0.5001, "b": 2.0})):
-        (tmp_path / folder / "ci").mkdir(parents=True)
-        (tmp_path / folder / "ci" / "02_x.json").write_text(json.dumps({"chapter": "02_x", "metrics": metrics}))
-    (tmp_path / "reference" / "ci" / "03_y.json").write_text(json.dumps({"chapter": "03_y", "metrics": {}}))
+    _write(tmp_path / "reference" / "ci", "02_x", {"chapter": "02_x", "metrics": {"a": 0.5, "b": 1.0},
+                                                   "other_machine": {"metrics": {"a": 0.51, "b": 1.0}}})
+    _write(tmp_path / "reference" / "ci", "03_y", {"chapter": "03_y", "metrics": {}})
+    _write(tmp_path / "results" / "ci", "02_x", {"chapter": "02_x", "metrics": {"a": 0.52, "b": 2.0}})
     assert reference.compare_run("ci") == [
-        {"chapter": "02_x", "differences beyond tolerance": 1, "differences at all": 2},
-        {"chapter": "03_y", "differences beyond tolerance": None, "differences at all": None}]
+        {"chapter": "02_x", "differences beyond tolerance": 1, "differences at all": 2,
+         "machine-sensitive metrics": 1},
+        {"chapter": "03_y", "differences beyond tolerance": None, "differences at all": None,
+         "machine-sensitive metrics": 0}]
 
 
-def test_numbers_inside_texts_are_compared_with_the_tolerances():
-    expected = {"v": "peak 0.476; final R² -76,951.6 of 63"}
-    assert reference.differences({"v": "peak 0.48; final R² -77,000 of 63"}, expected) == []
-    assert reference.differences({"v": "peak 0.476; final R² -76,951.6 of 64"}, expected, rtol=0, atol=0) != []
-    assert reference.differences({"v": "peak 0.9; final R² -76,951.6 of 63"}, expected) != []
-    assert reference.differences({"v": "top 0.476; final R² -76,951.6 of 63"}, expected) != []
-    assert reference.differences({"v": "layer 12"}, {"v": "layer 12"}, rtol=0, atol=0) == []
+def _categorical(share: float) -> dict:
+    return {"smollm2-135m-instruct": {"share_intermediate_above_0.5": share}}
+
+
+def test_a_verdict_that_differs_between_two_builds_is_flagged():
+    first = {"03_categorical": _categorical(0.3)}
+    second = {"03_categorical": _categorical(0.1)}
+    assert claims.verdicts_that_differ(first, second, "ci") == {"MI-1": ("reproduced", "direction holds")}
+    assert claims.verdicts_that_differ(first, {"03_categorical": _categorical(0.4)}, "ci") == {}
+
+
+def test_machine_sensitive_verdicts_read_the_committed_reference(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    _write(tmp_path / "reference" / "ci", "03_categorical", {"metrics": _categorical(0.3)})
+    assert claims.machine_sensitive_verdicts("ci") is None  # not measured on a second machine: not "none flip"
+    _write(tmp_path / "reference" / "ci", "03_categorical",
+           {"metrics": _categorical(0.3), "other_machine": {"metrics": _categorical(0.1)}})
+    assert claims.machine_sensitive_verdicts("ci") == {"MI-1": ("reproduced", "direction holds")}
+
+
+def test_reference_problems_name_the_chapter_the_place_and_a_missing_ledger(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    _write(tmp_path / "reference" / "ci", "02_x", {"metrics": {"a": 0.5}, "other_machine": {"metrics": {"a": 0.51}}})
+    build = tmp_path / "elsewhere"
+    _write(build, "02_x", {"metrics": {"a": 0.52}})
+    assert reference.reference_problems(build, "ci", ["02_x"]) == []
+    _write(build, "02_x", {"metrics": {"a": 0.6}})
+    assert reference.reference_problems(build, "ci", ["02_x", "03_y"]) == [
+        "02_x: metrics.a: 0.6 differs from 0.5 by more than 0.0301", "03_y: no committed reference"]
+
+
+def test_the_readme_account_names_the_machines_the_sensitive_metrics_and_the_fragile_verdicts(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    _write(tmp_path / "reference" / "ci", "02_x", {"metrics": {"a": 1.0}})
+    assert "not built on a second machine" in reference.readme_table("ci", None)
+    _write(tmp_path / "reference" / "ci", "02_x", {
+        "machine": {"cpu": "Xeon", "torch_capability": "AVX512", "threads": 2}, "metrics": {"a": [1.0, 2.0], "b": 5},
+        "other_machine": {"emulation": "avx2", "machine": {"dispatch": {"MKL_CBWR": "AVX2"}},
+                          "metrics": {"a": [1.1, 2.0], "b": 5}}})
+    table = reference.readme_table("ci", {"MI-16": ("direction holds", "not reproduced")})
+    assert "on Xeon (AVX512 kernels, 2 threads)" in table and "`avx2` (MKL_CBWR=AVX2)" in table
+    assert "| 02_x | 1 | 2 | 30.0% | `a[]` |" in table  # both values of a: band 3 × 0.1 + floor on 1.0
+    assert "MI-16 (direction holds here, not reproduced there)" in table

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from helpers.ledger import peak_rss_mb
-from helpers.paths import atomic_write_text, project_root, results_dir
+from helpers.paths import atomic_write_text, project_root, replace_between_markers, results_dir
 
 README_MARKERS = ("<!-- bench:start -->", "<!-- bench:end -->")
 PAPER_BATCH, PAPER_PAD = 8, 128  # the paper's extraction: batch 8, every text padded to 128 tokens
@@ -218,14 +218,6 @@ def markdown(bench: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_between_markers(text: str, table: str) -> str:
-    """`text` with everything between the bench markers replaced by `table`; an error if a marker is missing."""
-    start, end = README_MARKERS
-    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-        raise ValueError(f"README.md must hold the markers {start} and {end} once each, in that order")
-    return text[:text.index(start) + len(start)] + "\n" + table + text[text.index(end):]
-
-
 @dataclasses.dataclass(frozen=True)
 class BenchSizes:
     """How much each measurement processes (small enough for `make bench` to finish in minutes on a laptop)."""
@@ -281,7 +273,7 @@ def main() -> None:
     print(table)
     if args.readme:
         readme = project_root() / "README.md"
-        atomic_write_text(readme, replace_between_markers(readme.read_text(), table))
+        atomic_write_text(readme, replace_between_markers(readme.read_text(), table, README_MARKERS))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Build the book: execute every chapter with papermill for one profile, stage the executed copies, render HTML.
 
-Usage: `python -m helpers.book --profile ci` (what `make book` runs). `--sync-colab` rewrites the hidden Colab
+Usage: `python -m helpers.book --profile ci` (what `make book` runs). `--emulate avx2|sse41 [--chapters 02-07]`
+executes chapters (all, or a range) without rendering, under another machine's kernel dispatch, into
+`_build/other-machine-<name>/` (its own caches and ledgers, as on a fresh machine): what `make reference` and
+`make test` compare. `--sync-colab` rewrites the hidden Colab
 setup cell of every chapter source and `_config.yml`'s `repository.branch` to the release tag (idempotent);
 `--ref` prints that tag.
 """
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from helpers import netguard
+from helpers import machine, netguard
 from helpers.paths import project_root
 from helpers.profiles import load_profile
 
@@ -115,12 +118,28 @@ def sync_colab_cells(root: Path | None = None) -> list[Path]:
     return changed
 
 
-def execute(profile: str, root: Path, stage: Path) -> list[tuple[str, float]]:
-    """Run each chapter's committed .ipynb through papermill into the stage; stop at the first failure."""
+def select(names: list[str], span: str | None) -> list[str]:
+    """The chapters whose number lies in `span` ("02-07", "05"; None: all), in order; an empty selection raises."""
+    if span is None:
+        return names
+    first, dash, last = span.partition("-")
+    last = last if dash else first
+    if not (first.isdigit() and last.isdigit()):
+        raise ValueError(f"--chapters {span!r}: expected a chapter number or a range like 02-07")
+    chosen = [n for n in names if int(first) <= int(Path(n).name[:2]) <= int(last)]
+    if not chosen:
+        raise ValueError(f"--chapters {span!r}: no chapter of _toc.yml in that range")
+    return chosen
+
+
+def execute(profile: str, root: Path, stage: Path, span: str | None = None) -> list[tuple[str, float]]:
+    """Run each chapter's committed .ipynb (those in `span`; None: all) through papermill into the stage, every
+    kernel with the profile's fixed thread count; stop at the first failure."""
     import papermill
 
+    os.environ.update(machine.thread_env(load_profile(profile).threads))  # inherited by every kernel
     timings = []
-    for chapter in chapters(root):
+    for chapter in select(chapters(root), span):
         source = root / f"{chapter}.ipynb"
         target = stage / f"{chapter}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +162,35 @@ def stage_sources(root: Path, stage: Path) -> None:
         shutil.copy2(root / name, stage / name)
 
 
+def stamp_path(root: Path, profile: str, emulation: str | None = None, span: str | None = None) -> Path:
+    """The file whose date says a build of these sources finished: `_build/built-<profile>`, or for a run under an
+    emulated machine `_build/other-machine-<name>-<profile>[-<span>]` (what the Makefile's targets name)."""
+    name = (f"other-machine-{emulation}-{profile}" + (f"-{span}" if span else "")) if emulation else f"built-{profile}"
+    return root / "_build" / re.sub(r"[^\w.-]", "_", name)
+
+
+def run_elsewhere(profile: str, emulation: str, span: str | None = None) -> Path:
+    """Execute the chapters in `span` (None: all) as a fresh machine of another kind would: under emulated machine
+    `emulation`'s kernel dispatch, with empty caches and ledgers of their own in `_build/other-machine-<name>/`;
+    nothing is rendered. Return that folder (its `results/<profile>/` holds the ledgers)."""
+    load_profile(profile)
+    root = project_root()
+    stamp = stamp_path(root, profile, emulation, span)
+    stamp.unlink(missing_ok=True)
+    started = time.time()
+    out = root / "_build" / f"other-machine-{emulation}"
+    shutil.rmtree(out, ignore_errors=True)  # a fresh machine: no cache, no ledger of an earlier run
+    (out / "stage").mkdir(parents=True)
+    os.environ.update(machine.emulation_env(emulation))
+    os.environ["BOOK_OUTPUT_ROOT"] = str(out)
+    os.environ[netguard.LOG_ENV] = str(out / "stage" / "network-attempts.jsonl")
+    stage_sources(root, out / "stage")
+    execute(profile, root, out / "stage", span)
+    stamp.touch()
+    os.utime(stamp, (started, started))
+    return out
+
+
 def build(profile: str = "ci") -> Path:
     """Execute all chapters for `profile` and render `_build/html`; return the HTML folder."""
     load_profile(profile)  # fail fast on an unknown or invalid profile; an offline one guards every kernel from here
@@ -160,7 +208,7 @@ def build(profile: str = "ci") -> Path:
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     subprocess.run([str(jupyter_book), "build", str(stage), "--path-output", str(root), "-W", "-n", "--keep-going"],
                    check=True)
-    stamp = root / "_build" / ("built-" + re.sub(r"[^\w.-]", "_", profile))  # what `make book` and `make test` check
+    stamp = stamp_path(root, profile)  # what `make book` and `make test` check
     stamp.touch()
     os.utime(stamp, (started, started))  # dated at the start: a source edited during the build is newer
     return root / "_build" / "html"
@@ -170,6 +218,9 @@ def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="ci")
+    parser.add_argument("--emulate", choices=sorted(machine.EMULATIONS),
+                        help="execute (no rendering) under this emulated machine's kernel dispatch, on fresh caches")
+    parser.add_argument("--chapters", help="with --emulate: only these chapters, e.g. 02-07")
     parser.add_argument("--sync-colab", action="store_true",
                         help="rewrite each chapter's Colab cell and _config.yml's branch to the release tag, and exit")
     parser.add_argument("--ref", action="store_true", help="print the release tag (v<version>) and exit")
@@ -180,6 +231,11 @@ def main() -> None:
     if args.sync_colab:
         for path in sync_colab_cells():
             print(f"updated {path}")
+        return
+    if args.chapters and not args.emulate:
+        parser.error("--chapters needs --emulate (a rendered book always executes every chapter)")
+    if args.emulate:
+        print(f"[book] ledgers in {run_elsewhere(args.profile, args.emulate, args.chapters)}/results/{args.profile}")
         return
     print(f"[book] HTML in {build(args.profile)}")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import ledger
+from helpers import ledger, reference
 from helpers.models import REGISTRY
 from helpers.report import fmt, parse_comparison_key
 
@@ -524,3 +524,20 @@ def load_ledgers(profile: str) -> dict[str, Metrics | None]:
         entry = ledger.read(chapter, profile)
         out[chapter] = None if entry is None else entry["metrics"]
     return out
+
+
+def verdicts_that_differ(first: Mapping[str, Metrics | None], second: Mapping[str, Metrics | None],
+                         profile: str) -> dict[str, tuple[str, str]]:
+    """Claims whose verdict differs between two builds' ledgers: id → (verdict of the first, of the second)."""
+    one = {row["id"]: row["verdict"] for row in report(first, profile)}
+    two = {row["id"]: row["verdict"] for row in report(second, profile)}
+    return {claim: (one[claim], two[claim]) for claim in one if one[claim] != two[claim]}
+
+
+def machine_sensitive_verdicts(profile: str) -> dict[str, tuple[str, str]] | None:
+    """Claims whose verdict the committed reference build and its emulated other machine disagree on: id →
+    (reference verdict, other machine's verdict); None when the profile's reference was not measured on two."""
+    first, second = reference.builds(profile)
+    if not first or any(metrics is None for metrics in second.values()):
+        return None
+    return verdicts_that_differ(first, second, profile)

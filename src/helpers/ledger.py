@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import netguard
+from helpers import machine, netguard
 from helpers.paths import atomic_write_text, results_dir
 
 SIGNIFICANT_DIGITS = 6
@@ -105,7 +105,7 @@ class Ledger:
             "metrics": self.metrics, "paper": self.paper,
             "meta": {"seed": self.seed, "seconds": round(time.perf_counter() - self._start, 2),
                      "peak_rss_mb": round(peak_rss_mb(), 1), "python": platform.python_version(),
-                     "versions": versions, "figures": self.figures,
+                     "versions": versions, "machine": machine.fingerprint(), "figures": self.figures,
                      "remote_network_blocked": netguard.active(),
                      "network_guard_inherited": netguard.inherited()},
         }

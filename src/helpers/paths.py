@@ -25,16 +25,23 @@ def project_root() -> Path:
     return here
 
 
+def output_root() -> Path:
+    """Where caches and results go: $BOOK_OUTPUT_ROOT (a build under an emulated other machine keeps its own),
+    else the book's root."""
+    env = os.environ.get("BOOK_OUTPUT_ROOT")
+    return Path(env).resolve() if env else project_root()
+
+
 def cache_dir(*parts: str) -> Path:
-    """A directory under `<root>/cache` (models, downloads, activations), created if missing."""
-    path = project_root().joinpath("cache", *parts)
+    """A directory under `<output root>/cache` (models, downloads, activations), created if missing."""
+    path = output_root().joinpath("cache", *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def results_dir(profile: str, *parts: str) -> Path:
-    """A directory under `<root>/results/<profile>` (ledger files and figures), created if missing."""
-    path = project_root().joinpath("results", profile, *parts)
+    """A directory under `<output root>/results/<profile>` (ledger files and figures), created if missing."""
+    path = output_root().joinpath("results", profile, *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -58,6 +65,14 @@ def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
     """Write `text` to `target` so that readers see either the old file or the whole new one."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def replace_between_markers(text: str, table: str, markers: tuple[str, str]) -> str:
+    """`text` with everything between its two `markers` replaced by `table`; an error if a marker is missing."""
+    start, end = markers
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"README.md must hold the markers {start} and {end} once each, in that order")
+    return text[:text.index(start) + len(start)] + "\n" + table + text[text.index(end):]
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

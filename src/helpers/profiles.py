@@ -23,6 +23,7 @@ class Profile:
     offline: bool
     models: list[str]
     device: str
+    threads: int | None
     dtype: str
     socialchem_source: str
     socialchem_sha256: str | None

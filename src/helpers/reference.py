@@ -1,6 +1,15 @@
-"""Tested numbers: a committed reference ledger per profile (`reference/<profile>/`) and a tolerant comparison of a
-fresh run against it. `python -m helpers.reference --profile ci` (what `make reference` runs) rewrites it
-deliberately from the last `make book`."""
+"""Tested numbers: a committed reference ledger per profile (`reference/<profile>/`) and a comparison of a fresh run
+against it whose tolerances are measured, not guessed.
+
+`make reference` builds the book twice, once as is and once under an emulated other machine (`helpers.machine`:
+other kernel code paths of ATen, MKL and oneDNN, on fresh caches), and stores both builds' metrics with the first
+build's machine fingerprint. A number is then allowed `tolerance(value, drift)`: a small floor (float32 rounding
+that the 6 significant digits of the ledger can show) plus MARGIN times the largest drift between the two builds
+within its *family* (the same metric over layers, rows or claims: list positions are pooled, since one emulated
+machine is a single sample of how far another CPU moves them). Where the two builds disagree on anything that is
+not a number (a verdict, a list's length, a flag), either build's outcome is accepted and the place is
+machine-sensitive. `python -m helpers.reference --profile ci` writes the reference from the two last builds.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +17,150 @@ import argparse
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from helpers import ledger
 from helpers.ledger import comparable_metrics
-from helpers.paths import atomic_write_text, project_root, results_dir
+from helpers.paths import atomic_write_text, project_root, replace_between_markers, results_dir
 
-RTOL, ATOL = 0.05, 0.02  # a changed result, not float noise across machines, should trip the comparison
+FLOOR_RTOL, FLOOR_ATOL = 1e-4, 1e-6  # the floor: ten times the rounding of a 6-significant-digit ledger
+MARGIN = 3.0  # one emulated machine is one sample of the drift: another CPU may move a number further
+SENSITIVE_RTOL = 1e-3  # a tolerance beyond 0.1 % of the value: its third significant digit may change elsewhere
+EMULATION = "avx2"  # the emulated machine whose build the reference's spreads come from (`helpers.machine`)
+README_MARKERS = ("<!-- machine:start -->", "<!-- machine:end -->")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
-def _same_text(actual: str, expected: str, rtol: float, atol: float) -> bool:
-    """Texts equal once their numbers (compared within the tolerances) are set aside, e.g. a report's values."""
-    if _NUMBER.sub("#", actual) != _NUMBER.sub("#", expected):
-        return False
-    pairs = zip(_NUMBER.findall(actual), _NUMBER.findall(expected))
-    return all(math.isclose(float(a.replace(",", "")), float(e.replace(",", "")), rel_tol=rtol, abs_tol=atol)
-               for a, e in pairs)
+def _is_number(value: Any) -> bool:
+    """A JSON number (booleans are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(text: str) -> list[float]:
+    """The numbers written in a text, in order."""
+    return [float(n.replace(",", "")) for n in _NUMBER.findall(text)]
+
+
+def family(path: str) -> str:
+    """A number's family: its path with list positions pooled (`m.cos[3]` → `m.cos[]`)."""
+    return re.sub(r"\[\d+\]", "[]", path)
+
+
+def tolerance(value: float, drift: float) -> float:
+    """How far another machine may move `value` whose family drifted by `drift` between the two reference builds."""
+    return FLOOR_ATOL + FLOOR_RTOL * abs(value) + MARGIN * drift
+
+
+def same_shape(a: Any, b: Any) -> bool:
+    """Whether two builds agree on everything but the numbers at this node: same kind, keys, lengths, texts once
+    their numbers are set aside, equal flags."""
+    if _is_number(a) and _is_number(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys()
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b)
+    if isinstance(a, str) and isinstance(b, str):
+        return _NUMBER.sub("#", a) == _NUMBER.sub("#", b)
+    return a == b
+
+
+def _pairs(ref: Any, other: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    """Every (path, reference value, other build's value) pair the two builds share, down to the leaves; a node
+    where they disagree in shape is yielded once, with its path, and not entered."""
+    if not same_shape(ref, other):
+        yield path, ref, other
+    elif isinstance(ref, dict):
+        for key in ref:
+            yield from _pairs(ref[key], other[key], f"{path}.{key}")
+    elif isinstance(ref, list):
+        for i, (r, o) in enumerate(zip(ref, other)):
+            yield from _pairs(r, o, f"{path}[{i}]")
+    else:
+        yield path, ref, other
+
+
+def drifts(ref: Any, other: Any | None) -> dict[str, float]:
+    """The largest |reference − other build| of each family of numbers (texts' numbers not included)."""
+    out: dict[str, float] = {}
+    if other is None:
+        return out
+    for path, r, o in _pairs(ref, other, "metrics"):
+        if _is_number(r) and _is_number(o):
+            out[family(path)] = max(out.get(family(path), 0.0), abs(r - o))
+    return out
+
+
+def _text_differs(actual: str, ref: str, other: str | None, exact: bool) -> bool:
+    """Whether a text departs from the reference: same words, and each number within the tolerance its position in
+    this text drifted by (pooled as a relative drift over the text's numbers)."""
+    if exact or _NUMBER.sub("#", actual) != _NUMBER.sub("#", ref):
+        return actual != ref
+    expected = _numbers(ref)
+    moved = _numbers(other) if other is not None else expected
+    spread = [abs(e - o) for e, o in zip(expected, moved)]
+    relative = max([s / abs(e) for s, e in zip(spread, expected) if e], default=0.0)
+    return any(abs(a - e) > tolerance(e, max(s, relative * abs(e)))
+               for a, e, s in zip(_numbers(actual), expected, spread))
+
+
+def differences(actual: Any, expected: Any, other: Any | None = None, exact: bool = False, path: str = "metrics",
+                family_drift: dict[str, float] | None = None) -> list[str]:
+    """Every place where `actual` departs from the reference build `expected`, given the emulated other machine's
+    build `other` (None: none measured, the floor alone): numbers beyond their measured `tolerance` (any difference
+    with `exact`), texts whose words differ or whose numbers go beyond theirs, missing or extra keys, lists of
+    another length; where the two reference builds disagree in shape, matching either one is enough."""
+    drift = drifts(expected, other) if family_drift is None else family_drift
+    if other is not None and not same_shape(expected, other):
+        mine = differences(actual, expected, None, exact, path, drift)
+        return mine if mine and differences(actual, other, None, exact, path, drift) else []
+    if isinstance(expected, bool) or isinstance(actual, bool) or expected is None or actual is None:
+        return [] if actual == expected else [f"{path}: {actual!r} != {expected!r}"]
+    if _is_number(expected) and _is_number(actual):
+        allowed = 0.0 if exact else tolerance(expected, drift.get(family(path), 0.0))
+        return [] if abs(actual - expected) <= allowed else [
+            f"{path}: {actual!r} differs from {expected!r} by more than {allowed:.3g}"]
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out = [f"{path}.{k}: missing" for k in expected if k not in actual]
+        out += [f"{path}.{k}: not in the reference" for k in actual if k not in expected]
+        for key in expected.keys() & actual.keys():
+            out += differences(actual[key], expected[key], None if other is None else other[key], exact,
+                               f"{path}.{key}", drift)
+        return out
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(actual) != len(expected):
+            return [f"{path}: {len(actual)} items, the reference has {len(expected)}"]
+        others = [None] * len(expected) if other is None else other
+        return [d for i, (a, e, o) in enumerate(zip(actual, expected, others))
+                for d in differences(a, e, o, exact, f"{path}[{i}]", drift)]
+    if isinstance(expected, str) and isinstance(actual, str):
+        return [f"{path}: {actual!r} != {expected!r}"] if _text_differs(actual, expected, other, exact) else []
+    return [] if actual == expected else [f"{path}: {actual!r} != {expected!r}"]
+
+
+def machine_sensitive(expected: Any, other: Any | None) -> list[dict[str, Any]]:
+    """One row per family of numbers another machine may not reproduce to three significant digits (its tolerance
+    exceeds SENSITIVE_RTOL of a value), and per place where the two reference builds disagree in shape."""
+    rows: dict[str, dict[str, Any]] = {}
+    if other is None:
+        return []
+    drift = drifts(expected, other)
+    for path, r, o in _pairs(expected, other, "metrics"):
+        name = family(path)
+        if _is_number(r) and _is_number(o):
+            allowed = tolerance(r, drift[name])
+            if drift[name] > 0 and allowed > SENSITIVE_RTOL * abs(r):
+                row = rows.setdefault(name, {"metric": name.removeprefix("metrics."), "numbers": 0,
+                                             "largest drift": drift[name], "±": tolerance(0.0, drift[name]),
+                                             "largest relative ±": 0.0})
+                row["numbers"] += 1
+                row["largest relative ±"] = max(row["largest relative ±"], allowed / abs(r) if r else math.inf)
+        elif not same_shape(r, o):
+            rows[path] = {"metric": path.removeprefix("metrics."), "numbers": None, "largest drift": None,
+                          "±": f"either {json.dumps(r)[:60]} or {json.dumps(o)[:60]}", "largest relative ±": None}
+    return list(rows.values())
 
 
 def reference_dir(profile: str) -> Path:
@@ -33,39 +168,55 @@ def reference_dir(profile: str) -> Path:
     return project_root() / "reference" / profile
 
 
-def differences(actual: Any, expected: Any, path: str = "", rtol: float = RTOL, atol: float = ATOL) -> list[str]:
-    """Every place where `actual` departs from `expected`: numbers beyond |a − e| ≤ atol + rtol·|e|, other values
-    unequal (numbers inside texts within the tolerances), missing or extra keys, lists of another length; each named
-    by its path."""
-    here = path or "metrics"
-    if isinstance(expected, bool) or isinstance(actual, bool) or expected is None or actual is None:
-        return [] if actual == expected else [f"{here}: {actual!r} != {expected!r}"]
-    if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
-        ok = math.isclose(actual, expected, rel_tol=rtol, abs_tol=atol)
-        return [] if ok else [f"{here}: {actual!r} differs from {expected!r}"]
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        out = [f"{here}.{k}: missing" for k in expected if k not in actual]
-        out += [f"{here}.{k}: not in the reference" for k in actual if k not in expected]
-        for key in expected.keys() & actual.keys():
-            out += differences(actual[key], expected[key], f"{here}.{key}", rtol, atol)
-        return out
-    if isinstance(expected, list) and isinstance(actual, list):
-        if len(actual) != len(expected):
-            return [f"{here}: {len(actual)} items, the reference has {len(expected)}"]
-        return [d for i, (a, e) in enumerate(zip(actual, expected)) for d in differences(a, e, f"{here}[{i}]", rtol, atol)]
-    if isinstance(expected, str) and isinstance(actual, str):
-        return [] if _same_text(actual, expected, rtol, atol) else [f"{here}: {actual!r} != {expected!r}"]
-    return [] if actual == expected else [f"{here}: {actual!r} != {expected!r}"]
+def read_reference(chapter: str, profile: str) -> dict[str, Any] | None:
+    """One chapter's committed reference (`metrics`, `machine`, `other_machine`), or None if there is none."""
+    path = reference_dir(profile) / f"{chapter}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
-def save_reference(profile: str) -> list[Path]:
-    """Write the comparable metrics of every ledger of the profile's last run as its reference."""
+def other_metrics(entry: dict[str, Any]) -> Any | None:
+    """The emulated other machine's metrics stored in a reference entry (None: not measured)."""
+    return (entry.get("other_machine") or {}).get("metrics")
+
+
+def builds(profile: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The reference's two builds as chapter → metrics each: the reference build and the emulated other machine."""
+    first, second = {}, {}
+    for path in sorted(reference_dir(profile).glob("*.json")):
+        entry = json.loads(path.read_text())
+        first[path.stem], second[path.stem] = entry["metrics"], other_metrics(entry)
+    return first, second
+
+
+def sensitive_in(chapter: str, profile: str) -> list[dict[str, Any]]:
+    """The machine-sensitive families of one chapter's committed reference (empty without a reference)."""
+    entry = read_reference(chapter, profile)
+    return [] if entry is None else machine_sensitive(entry["metrics"], other_metrics(entry))
+
+
+def other_machine_dir(emulation: str = EMULATION) -> Path:
+    """Where `python -m helpers.book --emulate <emulation>` leaves its caches and ledgers."""
+    return project_root() / "_build" / f"other-machine-{emulation}"
+
+
+def save_reference(profile: str, emulation: str = EMULATION) -> list[Path]:
+    """Write the reference of `profile` from its last build and the last build under emulated machine `emulation`:
+    both builds' comparable metrics and the first build's machine fingerprint, one file per chapter."""
     written = []
+    other_dir = other_machine_dir(emulation) / "results" / profile
     for path in sorted(results_dir(profile).glob("*.json")):
         entry = json.loads(path.read_text())
+        other_path = other_dir / path.name
+        if not other_path.is_file():
+            raise FileNotFoundError(f"{other_path}: the build under emulated machine {emulation} has no ledger for "
+                                    f"{entry['chapter']}; run `python -m helpers.book --profile {profile} "
+                                    f"--emulate {emulation}` first")
+        other = json.loads(other_path.read_text())
         target = reference_dir(profile) / path.name
-        atomic_write_text(target, json.dumps({"chapter": entry["chapter"], "metrics": comparable_metrics(entry)},
-                                             indent=1) + "\n")
+        atomic_write_text(target, json.dumps({
+            "chapter": entry["chapter"], "machine": entry["meta"].get("machine"), "metrics": comparable_metrics(entry),
+            "other_machine": {"emulation": emulation, "machine": other["meta"].get("machine"),
+                              "metrics": comparable_metrics(other)}}, indent=1) + "\n")
         written.append(target)
     if not written:
         raise FileNotFoundError(f"{results_dir(profile)}: no ledger to take as reference; run `make book` first")
@@ -73,24 +224,76 @@ def save_reference(profile: str) -> list[Path]:
 
 
 def compare_run(profile: str) -> list[dict[str, Any]]:
-    """Per reference chapter: differences of this run's ledger within the tolerances and exactly (None: not run)."""
+    """Per reference chapter: this run's differences beyond the measured tolerances and at all (None: not run), and
+    how many families of its numbers another machine may not reproduce."""
     rows = []
     for path in sorted(reference_dir(profile).glob("*.json")):
-        expected = json.loads(path.read_text())["metrics"]
+        committed = json.loads(path.read_text())
+        expected, other = committed["metrics"], other_metrics(committed)
         entry = ledger.read(path.stem, profile)
         actual = None if entry is None else comparable_metrics(entry)
         rows.append({"chapter": path.stem,
-                     "differences beyond tolerance": None if actual is None else len(differences(actual, expected)),
-                     "differences at all": None if actual is None else len(differences(actual, expected, rtol=0, atol=0))})
+                     "differences beyond tolerance": None if actual is None else len(
+                         differences(actual, expected, other)),
+                     "differences at all": None if actual is None else len(differences(actual, expected, exact=True)),
+                     "machine-sensitive metrics": len(machine_sensitive(expected, other))})
     return rows
 
 
+def reference_problems(folder: Path, profile: str, chapters: list[str]) -> list[str]:
+    """Every departure, beyond the measured tolerances, of the ledgers of `chapters` in `folder` (a build's
+    `results/<profile>/`) from the committed reference, as '<chapter>: <place>: <what>'."""
+    problems = []
+    for chapter in chapters:
+        path, committed = folder / f"{chapter}.json", read_reference(chapter, profile)
+        if committed is None or not path.is_file():
+            problems.append(f"{chapter}: " + ("no committed reference" if committed is None else f"no ledger {path}"))
+            continue
+        actual = comparable_metrics(json.loads(path.read_text()))
+        problems += [f"{chapter}: {d}" for d in differences(actual, committed["metrics"], other_metrics(committed))]
+    return problems
+
+
+def readme_table(profile: str, flips: dict[str, tuple[str, str]] | None) -> str:
+    """The README's account of the committed reference: the two machines, per chapter the metrics another machine
+    may not reproduce to three significant digits, and the verdicts (`flips`: id → both builds') that differ."""
+    entries = {path.stem: json.loads(path.read_text()) for path in sorted(reference_dir(profile).glob("*.json"))}
+    if not entries or any(other_metrics(e) is None for e in entries.values()):
+        return f"The `{profile}` reference was not built on a second machine: nothing is measured.\n"
+    first = next(iter(entries.values()))
+    mine, theirs = first.get("machine") or {}, first["other_machine"].get("machine") or {}
+    lines = [f"`make reference` built the `{profile}` book on {mine.get('cpu')} ({mine.get('torch_capability')} "
+             f"kernels, {mine.get('threads')} threads) and again under emulated machine "
+             f"`{first['other_machine']['emulation']}` ({', '.join(f'{k}={v}' for k, v in theirs.get('dispatch', {}).items())}). "
+             "Per chapter, the metrics whose band (three times the drift seen there) exceeds 0.1 % of a value:", "",
+             "| chapter | machine-sensitive metrics | numbers | largest band / value | for example |", "|---|---|---|---|---|"]
+    for chapter, entry in entries.items():
+        rows = machine_sensitive(entry["metrics"], other_metrics(entry))
+        numeric = [r for r in rows if r["numbers"] is not None]
+        bands = [r["largest relative ±"] for r in numeric if math.isfinite(r["largest relative ±"])]
+        lines.append(f"| {chapter} | {len(rows)} | {sum(r['numbers'] for r in numeric)} | "
+                     + (f"{max(bands):.1%}" if bands else "–") + " | "
+                     + ", ".join(f"`{r['metric']}`" for r in rows[:3]) + (" …" if len(rows) > 3 else "") + " |")
+    lines += ["", "Verdicts of chapter 14 that differ between the two builds (fragile at this profile's size): "
+              + ("; ".join(f"{claim} ({a} here, {b} there)" for claim, (a, b) in flips.items()) if flips else
+                 "none.")]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
-    """Command line: rewrite the reference ledger of a profile from its last run."""
+    """Command line: rewrite the reference ledger of a profile from its last two builds, and the README's account."""
+    from helpers import claims  # claims reads the reference: imported here, not at the top
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="ci")
-    for path in save_reference(parser.parse_args().profile):
+    parser.add_argument("--emulation", default=EMULATION, help="the emulated machine of the second build")
+    args = parser.parse_args()
+    for path in save_reference(args.profile, args.emulation):
         print(path)
+    if args.profile == "ci":
+        readme = project_root() / "README.md"
+        table = readme_table(args.profile, claims.machine_sensitive_verdicts(args.profile))
+        atomic_write_text(readme, replace_between_markers(readme.read_text(), table, README_MARKERS))
 
 
 if __name__ == "__main__":

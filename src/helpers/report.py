@@ -8,6 +8,8 @@ import re
 
 import pandas as pd
 
+from helpers import reference
+
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
@@ -59,3 +61,16 @@ def parse_comparison_key(key: str) -> dict[str, str]:
     if parsed is None:
         raise ValueError(f"comparisons key {key!r} is not 'judge | layer L | alpha a | condition'")
     return parsed.groupdict()
+
+
+def machine_sensitive(chapter: str, profile: str) -> pd.DataFrame | str:
+    """The metrics of a chapter that another machine may not reproduce to three significant digits (value ± the
+    band its test allows), from the committed reference's two builds; a sentence where none was measured."""
+    entry = reference.read_reference(chapter, profile)
+    if entry is None or reference.other_metrics(entry) is None:
+        return (f"The reference of profile {profile} was not built on a second machine: how far another machine "
+                "moves this chapter's numbers is not measured.")
+    rows = reference.sensitive_in(chapter, profile)
+    if not rows:
+        return "Every number of this chapter held to three significant digits on the emulated other machine."
+    return pd.DataFrame(rows).set_index("metric")

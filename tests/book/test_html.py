@@ -8,6 +8,7 @@ import re
 import pytest
 
 from helpers.book import chapters, colab_launch_url
+from helpers.reference import reference_problems
 
 
 @pytest.fixture(scope="module")
@@ -161,9 +162,9 @@ def test_internal_links_and_anchors_resolve(html):
 
 
 def test_a_fresh_run_matches_the_committed_reference(root, profile):
-    """The ledger of this build against `reference/<profile>/` (regenerated deliberately by `make reference`)."""
+    """The ledger of this build against `reference/<profile>/` (regenerated deliberately by `make reference`),
+    each number within the tolerance measured between the reference's two builds (`helpers.reference`)."""
     from helpers import reference
-    from helpers.ledger import comparable_metrics
 
     expected_dir = root / "reference" / profile
     if profile != "ci" and not expected_dir.is_dir():
@@ -171,20 +172,24 @@ def test_a_fresh_run_matches_the_committed_reference(root, profile):
     built = {p.stem for p in (root / "results" / profile).glob("*.json")}
     committed = {p.stem for p in expected_dir.glob("*.json")}
     assert built == committed, f"chapters without a reference: {built - committed}; stale: {committed - built}"
-    problems = []
-    for chapter in sorted(built):
-        expected = json.loads((expected_dir / f"{chapter}.json").read_text())["metrics"]
-        problems += [f"{chapter}: {d}" for d in reference.differences(
-            comparable_metrics(_entry(root, profile, chapter)), expected)]
+    problems = reference_problems(root / "results" / profile, profile, sorted(built))
     assert not problems, f"{len(problems)} difference(s) from the reference:\n" + "\n".join(problems[:30])
 
 
 def test_two_builds_compute_identical_metrics(root, profile):
-    """Two-build identity: the committed reference is a clean-clone build of its own, so every number of this build
-    must equal it exactly (timings aside); a deliberate change of the numbers comes with `make reference`."""
-    from helpers import reference
+    """Two-build identity, where it can hold: on the machine fingerprint the reference was built on (CPU, kernel
+    capability, torch and its BLAS build, threads), every number of this build equals the reference exactly.
+    Elsewhere float32 rounds differently; the test says how the machines differ and the tolerance test decides."""
+    from helpers import machine, reference
 
     if profile != "ci" and not (root / "reference" / profile).is_dir():
         pytest.skip(f"no reference ledger is committed for profile {profile} (only ci has one)")
-    departures = {row["chapter"]: row["differences at all"] for row in reference.compare_run(profile)}
-    assert all(n == 0 for n in departures.values()), f"departures from the reference build: {departures}"
+    for row in reference.compare_run(profile):
+        chapter = row["chapter"]
+        here = _entry(root, profile, chapter)["meta"].get("machine")
+        there = reference.read_reference(chapter, profile).get("machine")
+        if machine.fingerprint_differences(here, there):
+            pytest.skip(f"{chapter} ran on another machine than the reference ("
+                        + "; ".join(machine.fingerprint_differences(here, there))
+                        + "): bit-identity is not on offer, test_a_fresh_run_matches_the_committed_reference decides")
+        assert row["differences at all"] == 0, f"{chapter}: {row['differences at all']} departures from the reference build"

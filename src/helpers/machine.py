@@ -1,0 +1,76 @@
+"""Which machine computed a build's numbers, and how to make this machine compute them like another one.
+
+Float32 kernels round differently on another CPU (AVX-512 vs AVX2 code paths in ATen, MKL and oneDNN); clustering,
+SAE training, top-k overlaps and greedy generation then amplify a 1e-7 difference. A build records the
+`fingerprint` of the machine it ran on, and `emulation_env` selects other kernel code paths on this machine, so that
+one machine can measure how far the book's numbers move on another (`make reference`) and test that they stay
+inside that measured spread (`make test`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+# Kernel dispatch of "another machine", each a documented switch of its library (ATen's ATEN_CPU_CAPABILITY,
+# MKL's conditional-numerical-reproducibility MKL_CBWR, oneDNN's ONEDNN_MAX_CPU_ISA):
+EMULATIONS: dict[str, dict[str, str]] = {
+    # An x86-64 CPU without AVX-512, or an AMD one (MKL takes its AVX2 paths there): the spread `make reference`
+    # measures. As fast as the native dispatch.
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    # Plain SSE4.1-era kernels everywhere: a third machine, never used to measure the spread, on which `make test`
+    # checks that the measured tolerances hold (elementwise kernels run unvectorised: slower).
+    "sse41": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+}
+DISPATCH_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def emulation_env(name: str) -> dict[str, str]:
+    """The environment variables that make this machine's kernels round like emulated machine `name`."""
+    if name not in EMULATIONS:
+        raise ValueError(f"unknown emulated machine {name!r}; known: {', '.join(EMULATIONS)}")
+    return dict(EMULATIONS[name])
+
+
+def thread_env(threads: int | None) -> dict[str, str]:
+    """Environment variables fixing the CPU threads of OpenMP, MKL and OpenBLAS (none: the machine's default)."""
+    return {} if threads is None else {name: str(threads) for name in THREAD_VARIABLES}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; platform.processor() elsewhere)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def fingerprint() -> dict[str, Any]:
+    """What decides the rounding of this process's numbers: CPU model, the kernel capability torch dispatches to,
+    torch and numpy versions, a digest of torch's build configuration (BLAS, oneDNN), the thread count and the
+    dispatch variables set."""
+    import numpy
+    import torch
+
+    config = torch.__config__.show()
+    return {"cpu": _cpu_model(), "machine": platform.machine(),
+            "torch_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__, "numpy": numpy.__version__,
+            "torch_build": hashlib.sha256(config.encode()).hexdigest()[:16],
+            "threads": torch.get_num_threads(),
+            "dispatch": {name: os.environ[name] for name in DISPATCH_VARIABLES if name in os.environ}}
+
+
+def fingerprint_differences(this: dict[str, Any] | None, other: dict[str, Any] | None) -> list[str]:
+    """The fields in which two fingerprints differ, as 'field: this vs other' (a missing fingerprint: one line)."""
+    if not this or not other:
+        return ["no machine fingerprint recorded" + ("" if this else " for this build")
+                + ("" if other else " for the reference")]
+    return [f"{key}: {this.get(key)!r} vs {other.get(key)!r}" for key in sorted(this.keys() | other.keys())
+            if this.get(key) != other.get(key)]

@@ -1,0 +1,73 @@
+"""Machine fingerprints, emulated machines and the chapter selection of a run elsewhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import book, machine
+
+
+def _fingerprint_under(env: dict[str, str]) -> dict:
+    code = "import json; from helpers import machine; print(json.dumps(machine.fingerprint()))"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def test_an_emulated_machine_changes_the_dispatch_and_the_fingerprint_says_so():
+    here = _fingerprint_under({})
+    there = _fingerprint_under(machine.emulation_env("sse41"))
+    assert there["torch_capability"] == "DEFAULT" and there["dispatch"] == machine.EMULATIONS["sse41"]
+    assert "torch_capability" in " ".join(machine.fingerprint_differences(here, there))
+    assert machine.fingerprint_differences(here, dict(here)) == []
+    assert machine.fingerprint_differences(here, None) == ["no machine fingerprint recorded for the reference"]
+
+
+def test_an_emulated_machine_rounds_float32_differently():
+    code = ("import hashlib, torch; g = torch.Generator().manual_seed(0); x = torch.randn(256, 576, generator=g); "
+            "w = torch.randn(576, 1536, generator=g); y = torch.nn.functional.gelu(x @ w); "
+            "y = torch.nn.functional.layer_norm(y, (1536,)).softmax(-1); "
+            "print(hashlib.sha256(y.numpy().tobytes()).hexdigest())")
+    runs = {name: subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
+                                 text=True, check=True).stdout
+            for name, env in (("native", {}), *((n, machine.emulation_env(n)) for n in machine.EMULATIONS))}
+    assert len(set(runs.values())) == len(runs), runs  # three machines, three roundings of the same layer
+
+
+def test_unknown_emulations_and_thread_counts():
+    with pytest.raises(ValueError, match="unknown emulated machine 'arm'"):
+        machine.emulation_env("arm")
+    assert machine.thread_env(None) == {}
+    assert machine.thread_env(2) == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
+
+
+def test_chapter_spans_select_by_number_and_reject_nonsense():
+    names = ["notebooks/01_a", "notebooks/02_b", "notebooks/07_c", "notebooks/14_d"]
+    assert book.select(names, None) == names
+    assert book.select(names, "02-07") == ["notebooks/02_b", "notebooks/07_c"]
+    assert book.select(names, "14") == ["notebooks/14_d"]
+    for bad in ("two-seven", "08-13", "2-"):
+        with pytest.raises(ValueError, match="--chapters"):
+            book.select(names, bad)
+
+
+def test_stamps_name_the_profile_the_emulation_and_the_span(tmp_path):
+    assert book.stamp_path(tmp_path, "ci").name == "built-ci"
+    assert book.stamp_path(tmp_path, "ci", "sse41", "02-07").name == "other-machine-sse41-ci-02-07"
+    assert book.stamp_path(tmp_path, "params/x y.yaml").name == "built-params_x_y.yaml"
+
+
+def test_a_run_elsewhere_keeps_its_caches_and_ledgers_apart(tmp_path, monkeypatch):
+    from helpers import paths
+
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    assert paths.results_dir("ci") == tmp_path / "results" / "ci"
+    monkeypatch.setenv("BOOK_OUTPUT_ROOT", str(tmp_path / "_build" / "other-machine-avx2"))
+    assert paths.results_dir("ci") == tmp_path / "_build" / "other-machine-avx2" / "results" / "ci"
+    assert paths.cache_dir("models") == tmp_path / "_build" / "other-machine-avx2" / "cache" / "models"
+    assert paths.project_root() == tmp_path  # notebooks, params and the reference still come from the book
