@@ -29,7 +29,7 @@ BOOK_SOURCES := $(wildcard $(shell git ls-files --cached --others --exclude-stan
 
 # `make test` also runs these chapters on a third, emulated machine (helpers.machine) and checks them against the
 # tolerances `make reference` measured on the second one.
-OTHER_MACHINE := sse41
+OTHER_MACHINE := epyc
 OTHER_MACHINE_CHAPTERS := 02-07
 # The emulated machine whose build `make reference` measures the spread of every reference number on.
 SPREAD_MACHINE := avx2

@@ -269,9 +269,10 @@ report.paper_vs_run([
 # ### Numbers another machine may not reproduce
 #
 # The committed reference of this profile was built twice: as is, and under an emulated other CPU whose kernels
-# round differently (`make reference`; ARCHITECTURE.md, "Numbers across machines"). The metrics listed here moved
-# there by more than a thousandth of their value: read each as value ± the band shown (three times the largest
-# drift of its family, the band the book's tests allow), and a conclusion resting on its last digits as fragile.
+# round differently (`make reference`; ARCHITECTURE.md, "Numbers across machines"). The metrics listed here may move
+# on another machine by more than a thousandth of their value: read each as value ± the band shown (the band the
+# book's tests allow: three times the drift of its family, or its chapter's typical drift, on the emulated
+# machine), and a conclusion resting on its last digits as fragile.
 
 # %% tags=["hide-input"]
 report.machine_sensitive(ledger.chapter, P.name)

@@ -175,8 +175,8 @@ ledger.save()
 #
 # `reference/<profile>/` holds the comparable ledger metrics of two clean builds: one as is and one under an
 # emulated other machine (committed; `make reference` rewrites both deliberately). The book's tests fail when a
-# fresh build moves a number further than its family moved between those two builds (three times that drift, plus a
-# floor of 1e-4 relative), or changes anything else that both builds agreed on; this chapter's own ledger, saved
+# fresh build moves a number further than its family or its chapter moved between those two builds (three times that
+# drift, plus a floor of 1e-4 relative), or changes anything else that both builds agreed on; this chapter's own ledger, saved
 # above, is compared too. "Differences at all" counts departures of any size: zero everywhere means this build and
 # the reference build computed identical numbers, which can only be expected on the reference's own machine
 # fingerprint. The last column counts each chapter's metrics that another machine may not reproduce to three

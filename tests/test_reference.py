@@ -27,13 +27,26 @@ def test_a_number_inside_its_measured_spread_passes_and_one_outside_fails():
     assert reference.differences({"ari": 0.094}, expected, other) != []  # the drift issue 16 saw: beyond 3 × 0.004
 
 
-def test_a_family_shares_its_largest_drift_across_list_positions_but_not_across_metrics():
-    expected = {"by_layer": [0.5, 0.2, 0.1], "other_metric": [0.5]}
-    other = {"by_layer": [0.5, 0.21, 0.1], "other_metric": [0.5]}  # only layer 1 moved, by 0.01
-    assert reference.differences({"by_layer": [0.52, 0.2, 0.08], "other_metric": [0.5]}, expected, other) == []
-    assert reference.differences({"by_layer": [0.5, 0.2, 0.1], "other_metric": [0.52]}, expected, other) != []
-    assert reference.drifts(expected, other) == {"metrics.by_layer[]": pytest.approx(0.01),
-                                                 "metrics.other_metric[]": 0.0}
+NOISE = {"noise": [1.0] * 9}  # a chapter's many numbers that float rounding moves by 1e-6 relative
+MOVED = {"noise": [1.000001] * 9}
+
+
+def test_a_family_shares_its_largest_drift_across_layers_but_not_across_metrics():
+    expected = {"by_layer": [0.5, 0.2, 0.1], "by_layer_key": {"3": 0.5, "4": 0.2}, "other_metric": [0.5], **NOISE}
+    other = {"by_layer": [0.5, 0.21, 0.1], "by_layer_key": {"3": 0.5, "4": 0.21}, "other_metric": [0.5], **MOVED}
+    fine = {"by_layer": [0.52, 0.2, 0.08], "by_layer_key": {"3": 0.52, "4": 0.2}, "other_metric": [0.5], **NOISE}
+    assert reference.differences(fine, expected, other) == []
+    assert reference.differences({**fine, "other_metric": [0.52]}, expected, other) != []
+    assert reference.drifts(expected, other) == {
+        "metrics.by_layer[]": pytest.approx(0.01), "metrics.by_layer_key.[]": pytest.approx(0.01),
+        "metrics.other_metric[]": 0.0, "metrics.noise[]": pytest.approx(1e-6), "": pytest.approx(1e-6)}
+
+
+def test_a_chaotic_chapter_lets_every_number_move_by_its_typical_relative_drift():
+    expected = {"clusters_by_layer": [18, 20, 22, 24], "n_noise": 300}
+    other = {"clusters_by_layer": [19, 21, 22, 24], "n_noise": 300}  # half the numbers moved by about 5 %
+    assert reference.differences({"clusters_by_layer": [18, 20, 22, 24], "n_noise": 320}, expected, other) == []
+    assert reference.differences({"clusters_by_layer": [18, 20, 22, 24], "n_noise": 400}, expected, other) != []
 
 
 def test_exact_comparison_allows_nothing():
@@ -69,8 +82,8 @@ def test_structure_and_exact_values_are_checked_with_their_paths():
 
 
 def test_machine_sensitive_lists_families_beyond_a_thousandth_and_shape_disagreements():
-    expected = {"cos": [0.5, 0.6], "ari": [0.066, 0.08], "n_clusters": 18, "verdict": "holds"}
-    other = {"cos": [0.5000002, 0.6], "ari": [0.07, 0.08], "n_clusters": 18, "verdict": "fails"}
+    expected = {"cos": [0.5, 0.6], "ari": [0.066, 0.08], "n_clusters": 18, "verdict": "holds", **NOISE}
+    other = {"cos": [0.5000002, 0.6], "ari": [0.07, 0.08], "n_clusters": 18, "verdict": "fails", **MOVED}
     rows = {row["metric"]: row for row in reference.machine_sensitive(expected, other)}
     assert set(rows) == {"ari[]", "verdict"}  # 2e-7 on a cosine is not; an unmoved count is not
     assert rows["ari[]"]["numbers"] == 2 and rows["ari[]"]["largest drift"] == pytest.approx(0.004)
@@ -100,10 +113,10 @@ def test_save_reference_keeps_both_builds_without_timings_and_the_fingerprint(tm
 
 def test_compare_run_counts_measured_and_exact_differences(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
-    _write(tmp_path / "reference" / "ci", "02_x", {"chapter": "02_x", "metrics": {"a": 0.5, "b": 1.0},
-                                                   "other_machine": {"metrics": {"a": 0.51, "b": 1.0}}})
+    _write(tmp_path / "reference" / "ci", "02_x", {"chapter": "02_x", "metrics": {"a": 0.5, "b": 1.0, **NOISE},
+                                                   "other_machine": {"metrics": {"a": 0.51, "b": 1.0, **MOVED}}})
     _write(tmp_path / "reference" / "ci", "03_y", {"chapter": "03_y", "metrics": {}})
-    _write(tmp_path / "results" / "ci", "02_x", {"chapter": "02_x", "metrics": {"a": 0.52, "b": 2.0}})
+    _write(tmp_path / "results" / "ci", "02_x", {"chapter": "02_x", "metrics": {"a": 0.52, "b": 2.0, **NOISE}})
     assert reference.compare_run("ci") == [
         {"chapter": "02_x", "differences beyond tolerance": 1, "differences at all": 2,
          "machine-sensitive metrics": 1},
@@ -147,9 +160,10 @@ def test_the_readme_account_names_the_machines_the_sensitive_metrics_and_the_fra
     _write(tmp_path / "reference" / "ci", "02_x", {"metrics": {"a": 1.0}})
     assert "not built on a second machine" in reference.readme_table("ci", None)
     _write(tmp_path / "reference" / "ci", "02_x", {
-        "machine": {"cpu": "Xeon", "torch_capability": "AVX512", "threads": 2}, "metrics": {"a": [1.0, 2.0], "b": 5},
+        "machine": {"cpu": "Xeon", "torch_capability": "AVX512", "threads": 2},
+        "metrics": {"a": [1.0, 2.0], "b": 5, **NOISE},
         "other_machine": {"emulation": "avx2", "machine": {"dispatch": {"MKL_CBWR": "AVX2"}},
-                          "metrics": {"a": [1.1, 2.0], "b": 5}}})
+                          "metrics": {"a": [1.1, 2.0], "b": 5, **MOVED}}})
     table = reference.readme_table("ci", {"MI-16": ("direction holds", "not reproduced")})
     assert "on Xeon (AVX512 kernels, 2 threads)" in table and "`avx2` (MKL_CBWR=AVX2)" in table
     assert "| 02_x | 1 | 2 | 30.0% | `a[]` |" in table  # both values of a: band 3 × 0.1 + floor on 1.0
