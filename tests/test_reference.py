@@ -27,8 +27,8 @@ def test_a_number_inside_its_measured_spread_passes_and_one_outside_fails():
     assert reference.differences({"ari": 0.094}, expected, other) != []  # the drift issue 16 saw: beyond 3 × 0.004
 
 
-NOISE = {"noise": [1.0] * 9}  # a chapter's many numbers that float rounding moves by 1e-6 relative
-MOVED = {"noise": [1.000001] * 9}
+NOISE = {"noise": [1.0] * 30}  # a chapter's many numbers that float rounding moves by 1e-6 relative
+MOVED = {"noise": [1.000001] * 30}
 
 
 def test_a_family_shares_its_largest_drift_across_layers_but_not_across_metrics():
@@ -135,13 +135,16 @@ def test_a_verdict_that_differs_between_two_builds_is_flagged():
     assert claims.verdicts_that_differ(first, {"03_categorical": _categorical(0.4)}, "ci") == {}
 
 
-def test_machine_sensitive_verdicts_read_the_committed_reference(tmp_path, monkeypatch):
+def test_reference_verdicts_pair_both_builds_and_say_where_the_other_was_not_built(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    assert claims.reference_verdicts("ci") == {}
     _write(tmp_path / "reference" / "ci", "03_categorical", {"metrics": _categorical(0.3)})
-    assert claims.machine_sensitive_verdicts("ci") is None  # not measured on a second machine: not "none flip"
+    assert claims.reference_verdicts("ci")["MI-1"] == ("reproduced", None)  # not measured, not "the same"
     _write(tmp_path / "reference" / "ci", "03_categorical",
            {"metrics": _categorical(0.3), "other_machine": {"metrics": _categorical(0.1)}})
-    assert claims.machine_sensitive_verdicts("ci") == {"MI-1": ("reproduced", "direction holds")}
+    both = claims.reference_verdicts("ci")
+    assert both["MI-1"] == ("reproduced", "direction holds")
+    assert both["MI-3"] == ("not testable at this scale", None)  # chapter 04 has no reference here
 
 
 def test_reference_problems_name_the_chapter_the_place_and_a_missing_ledger(tmp_path, monkeypatch):
@@ -158,13 +161,31 @@ def test_reference_problems_name_the_chapter_the_place_and_a_missing_ledger(tmp_
 def test_the_readme_account_names_the_machines_the_sensitive_metrics_and_the_fragile_verdicts(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
     _write(tmp_path / "reference" / "ci", "02_x", {"metrics": {"a": 1.0}})
-    assert "not built on a second machine" in reference.readme_table("ci", None)
+    assert "not built on a second machine" in reference.readme_table("ci", {})
     _write(tmp_path / "reference" / "ci", "02_x", {
         "machine": {"cpu": "Xeon", "torch_capability": "AVX512", "threads": 2},
         "metrics": {"a": [1.0, 2.0], "b": 5, **NOISE},
         "other_machine": {"emulation": "avx2", "machine": {"dispatch": {"MKL_CBWR": "AVX2"}},
                           "metrics": {"a": [1.1, 2.0], "b": 5, **MOVED}}})
-    table = reference.readme_table("ci", {"MI-16": ("direction holds", "not reproduced")})
+    table = reference.readme_table("ci", {"MI-16": ("direction holds", "not reproduced"), "MI-1": ("reproduced",) * 2})
     assert "on Xeon (AVX512 kernels, 2 threads)" in table and "`avx2` (MKL_CBWR=AVX2)" in table
     assert "| 02_x | 1 | 2 | 30.0% | `a[]` |" in table  # both values of a: band 3 × 0.1 + floor on 1.0
     assert "MI-16 (direction holds here, not reproduced there)" in table
+    _write(tmp_path / "reference" / "ci", "03_y", {"metrics": {"a": 1.0}})
+    table = reference.readme_table("ci", {"MI-1": ("reproduced",) * 2, "EG-1": ("direction holds", None)})
+    assert "| 03_y | not measured | | | |" in table
+    assert "(fragile at this profile's size): none; not measured for EG-1 (their chapters" in table
+
+
+def test_a_chapter_lists_its_machine_sensitive_metrics_or_says_why_not(tmp_path, monkeypatch):
+    from helpers import report
+
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    assert "not built on a second machine" in report.machine_sensitive("02_x", "ci")
+    _write(tmp_path / "reference" / "ci", "02_x", {"metrics": {"a": 0.5, **NOISE},
+                                                   "other_machine": {"metrics": {"a": 0.5, **MOVED}}})
+    assert report.machine_sensitive("02_x", "ci").startswith("Every number of this chapter held")
+    _write(tmp_path / "reference" / "ci", "02_x", {"metrics": {"a": 0.5, **NOISE},
+                                                   "other_machine": {"metrics": {"a": 0.6, **MOVED}}})
+    table = report.machine_sensitive("02_x", "ci")
+    assert list(table.index) == ["a"] and table.loc["a", "largest drift"] == pytest.approx(0.1)

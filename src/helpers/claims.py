@@ -534,10 +534,14 @@ def verdicts_that_differ(first: Mapping[str, Metrics | None], second: Mapping[st
     return {claim: (one[claim], two[claim]) for claim in one if one[claim] != two[claim]}
 
 
-def machine_sensitive_verdicts(profile: str) -> dict[str, tuple[str, str]] | None:
-    """Claims whose verdict the committed reference build and its emulated other machine disagree on: id →
-    (reference verdict, other machine's verdict); None when the profile's reference was not measured on two."""
+def reference_verdicts(profile: str) -> dict[str, tuple[str, str | None]]:
+    """Per claim, its verdict on the committed reference build and on the reference's emulated other machine (None
+    where its chapter was not built there); empty without a reference. A claim whose two verdicts differ is
+    machine-sensitive (fragile) at this profile's size."""
     first, second = reference.builds(profile)
-    if not first or any(metrics is None for metrics in second.values()):
-        return None
-    return verdicts_that_differ(first, second, profile)
+    if not first:
+        return {}
+    there = {row["id"]: row["verdict"]
+             for row in report({chapter: m for chapter, m in second.items() if m is not None}, profile)}
+    return {row["id"]: (row["verdict"], there[row["id"]] if second.get(claim.chapter) is not None else None)
+            for claim, row in zip(CLAIMS, report(first, profile))}

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from helpers.ledger import Ledger
-from helpers.paths import project_root, results_dir
+from helpers.paths import output_root, results_dir
 
 PALETTE = "colorblind"
 DIVERGING = "vlag"  # zero-centred diverging map for signed values (pass vmin=-v, vmax=v or center=0)
@@ -36,10 +36,11 @@ def set_theme() -> None:
 
 
 def save_figure(fig: plt.Figure, ledger: Ledger, name: str) -> Path:
-    """Save `fig` as `results/<profile>/figures/<chapter>/<name>.png` and list it in the chapter's ledger."""
+    """Save `fig` as `results/<profile>/figures/<chapter>/<name>.png` and list it in the chapter's ledger (relative to
+    the output root: the book's root, or a run elsewhere's own folder)."""
     path = results_dir(ledger.profile, "figures", ledger.chapter) / f"{name}.png"
     fig.savefig(path)
-    ledger.figures.append(path.relative_to(project_root()).as_posix())
+    ledger.figures.append(path.relative_to(output_root()).as_posix())
     return path
 
 
