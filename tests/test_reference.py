@@ -42,6 +42,25 @@ def test_a_family_shares_its_largest_drift_across_layers_but_not_across_metrics(
         "metrics.other_metric[]": 0.0, "metrics.noise[]": pytest.approx(1e-6), "": pytest.approx(1e-6)}
 
 
+def test_a_family_is_one_metric_across_layers_models_variants_and_lexicons():
+    assert reference.family("metrics.gemma3-270m.variants.no_sink.spearman.8.care") == "metrics.*.spearman.[].care"
+    assert reference.family("metrics.smollm2-135m-instruct.spearman.12.care") == "metrics.*.spearman.[].care"
+    assert reference.family("metrics.smollm2-135m-random-init.external.mfd2.ari[3]") == "metrics.*.ari[]"
+    assert reference.family("metrics.claims[2].this_value") == "metrics.claims[].this_value"
+    assert reference.family("metrics.variants.gemma3-270m | 05 peak ARI.no_sink") == (
+        "metrics.variants.gemma3-270m | 05 peak ARI.no_sink")  # a described row is not a variant name
+
+
+def test_a_value_undefined_on_one_machine_passes_only_in_a_chaotic_chapter():
+    expected = {"ari": [None, 0.05, 0.1, 0.2], "n_clusters": [0, 3, 4, 5]}
+    chaotic = {"ari": [None, 0.06, 0.09, 0.25], "n_clusters": [0, 3, 5, 6]}  # moved by 10-25 %
+    calm = {"ari": [None, 0.05, 0.1, 0.2000001], "n_clusters": [0, 3, 4, 5]}
+    elsewhere = {"ari": [0.03, 0.05, 0.1, 0.2], "n_clusters": [2, 3, 4, 5]}
+    assert reference.differences(elsewhere, expected, chaotic) == []
+    assert reference.differences(elsewhere, expected, calm) != []
+    assert reference.differences({**elsewhere, "ari": ["n/a", 0.05, 0.1, 0.2]}, expected, chaotic) != []
+
+
 def test_a_chaotic_chapter_lets_every_number_move_by_its_typical_relative_drift():
     expected = {"clusters_by_layer": [18, 20, 22, 24], "n_noise": 300}
     other = {"clusters_by_layer": [19, 21, 22, 24], "n_noise": 300}  # half the numbers moved by about 5 %
