@@ -3,12 +3,13 @@ against it whose tolerances are measured, not guessed.
 
 `make reference` builds the book twice, once as is and once under an emulated other machine (`helpers.machine`:
 other kernel code paths of ATen, MKL and oneDNN, on fresh caches), and stores both builds' metrics with the first
-build's machine fingerprint. A number is then allowed `tolerance(value, drift)`: a small floor (float32 rounding
-that the 6 significant digits of the ledger can show) plus MARGIN times the largest drift between the two builds
-within its *family* (the same metric over layers, rows or claims: list positions are pooled, since one emulated
-machine is a single sample of how far another CPU moves them). Where the two builds disagree on anything that is
-not a number (a verdict, a list's length, a flag), either build's outcome is accepted and the place is
-machine-sensitive. `python -m helpers.reference --profile ci` writes the reference from the two last builds.
+build's machine fingerprint. A number is then allowed `tolerance(value, drift, q)`: a small floor (what the 6
+significant digits of the ledger can show, times ten) plus MARGIN times the larger of the largest drift between
+the two builds within its *family* (one metric across layers, models, pooling variants and lexicons) and its
+chapter's relative drift `q` times the value, since one emulated machine is a single sample of how far another CPU
+moves a number. Where the two builds disagree on anything that is not a number (a verdict, a list's length, a
+flag), either build's outcome is accepted and the place is machine-sensitive. `python -m helpers.reference
+--profile ci` writes the reference from the two last builds, and the README's account of it.
 """
 
 from __future__ import annotations
