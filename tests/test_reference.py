@@ -208,10 +208,10 @@ def test_a_chapter_lists_its_machine_sensitive_metrics_or_says_why_not(tmp_path,
     from helpers import report
 
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
-    assert "not built on a second machine" in report.machine_sensitive("02_x", "ci")
+    assert "not built on a second machine" in report.machine_sensitive("02_x", "ci").data
     _write(tmp_path / "reference" / "ci", "02_x", {"metrics": {"a": 0.5, **NOISE},
                                                    "other_machine": {"metrics": {"a": 0.5, **MOVED}}})
-    assert report.machine_sensitive("02_x", "ci").startswith("Every number of this chapter held")
+    assert report.machine_sensitive("02_x", "ci").data.startswith("Every number of this chapter held")
     _write(tmp_path / "reference" / "ci", "02_x", {"metrics": {"a": 0.5, **NOISE},
                                                    "other_machine": {"metrics": {"a": 0.6, **MOVED}}})
     table = report.machine_sensitive("02_x", "ci")
