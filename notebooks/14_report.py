@@ -134,8 +134,7 @@ print(", ".join(f"{v.removeprefix('n_').replace('_', ' ')}: {n}" for v, n in tot
 # ### Verdicts that hang on the CPU
 
 # %%
-fragile = {claim: pair for claim, pair in both.items() if pair[1] is not None and pair[0] != pair[1]}
-unmeasured = [claim for claim, (_, there) in both.items() if there is None]
+fragile, unmeasured = reference.fragile_and_unmeasured(both)
 print(f"{len(fragile)} of {len(both) - len(unmeasured)} verdicts measured on the emulated other machine differ there"
       + (f"; not measured: {', '.join(unmeasured)}" if unmeasured else ""))
 pd.DataFrame([{"id": claim, "reference build": mine, "emulated other machine": theirs}

@@ -155,13 +155,6 @@ def _categorical(share: float) -> dict:
     return {"smollm2-135m-instruct": {"share_intermediate_above_0.5": share}}
 
 
-def test_a_verdict_that_differs_between_two_builds_is_flagged():
-    first = {"03_categorical": _categorical(0.3)}
-    second = {"03_categorical": _categorical(0.1)}
-    assert claims.verdicts_that_differ(first, second, "ci") == {"MI-1": ("reproduced", "direction holds")}
-    assert claims.verdicts_that_differ(first, {"03_categorical": _categorical(0.4)}, "ci") == {}
-
-
 def test_reference_verdicts_pair_both_builds_and_say_where_the_other_was_not_built(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
     assert claims.reference_verdicts("ci") == {}
@@ -172,6 +165,9 @@ def test_reference_verdicts_pair_both_builds_and_say_where_the_other_was_not_bui
     both = claims.reference_verdicts("ci")
     assert both["MI-1"] == ("reproduced", "direction holds")
     assert both["MI-3"] == ("not testable at this scale", None)  # chapter 04 has no reference here
+    _write(tmp_path / "reference" / "ci", "03_categorical",
+           {"metrics": _categorical(0.3), "other_machine": {"metrics": _categorical(0.4)}})
+    assert claims.reference_verdicts("ci")["MI-1"] == ("reproduced", "reproduced")  # the same verdict: not fragile
 
 
 def test_reference_problems_name_the_chapter_the_place_and_a_missing_ledger(tmp_path, monkeypatch):

@@ -1,6 +1,6 @@
 """Build the book: execute every chapter with papermill for one profile, stage the executed copies, render HTML.
 
-Usage: `python -m helpers.book --profile ci` (what `make book` runs). `--emulate avx2|sse41 [--chapters 02-07]`
+Usage: `python -m helpers.book --profile ci` (what `make book` runs). `--emulate avx2|epyc [--chapters 02-07]`
 executes chapters (all, or a range) without rendering, under another machine's kernel dispatch, into
 `_build/other-machine-<name>/` (its own caches and ledgers, as on a fresh machine): what `make reference` and
 `make test` compare. `--sync-colab` rewrites the hidden Colab

@@ -526,14 +526,6 @@ def load_ledgers(profile: str) -> dict[str, Metrics | None]:
     return out
 
 
-def verdicts_that_differ(first: Mapping[str, Metrics | None], second: Mapping[str, Metrics | None],
-                         profile: str) -> dict[str, tuple[str, str]]:
-    """Claims whose verdict differs between two builds' ledgers: id → (verdict of the first, of the second)."""
-    one = {row["id"]: row["verdict"] for row in report(first, profile)}
-    two = {row["id"]: row["verdict"] for row in report(second, profile)}
-    return {claim: (one[claim], two[claim]) for claim in one if one[claim] != two[claim]}
-
-
 def reference_verdicts(profile: str) -> dict[str, tuple[str, str | None]]:
     """Per claim, its verdict on the committed reference build and on the reference's emulated other machine (None
     where its chapter was not built there); empty without a reference. A claim whose two verdicts differ is

@@ -282,6 +282,14 @@ def reference_problems(folder: Path, profile: str, chapters: list[str]) -> list[
     return problems
 
 
+def fragile_and_unmeasured(verdicts: dict[str, tuple[str, str | None]]) -> tuple[dict[str, tuple[str, str]],
+                                                                                list[str]]:
+    """Of the claims' verdicts on both builds (id → the reference build's, the other machine's or None): those that
+    differ (fragile), and those whose chapter was not built on the other machine."""
+    fragile = {claim: pair for claim, pair in verdicts.items() if pair[1] is not None and pair[0] != pair[1]}
+    return fragile, [claim for claim, (_, there) in verdicts.items() if there is None]
+
+
 def readme_table(profile: str, verdicts: dict[str, tuple[str, str | None]]) -> str:
     """The README's account of the committed reference: the two machines, per chapter the metrics another machine
     may not reproduce to three significant digits, and the claims whose `verdicts` (id → the reference build's, the
@@ -307,8 +315,7 @@ def readme_table(profile: str, verdicts: dict[str, tuple[str, str | None]]) -> s
         chapter_band = MARGIN * drifts(entry["metrics"], other_metrics(entry))[""]
         lines.append(f"| {chapter} | {len(rows)} | {sum(r['numbers'] for r in numeric)} | {chapter_band:.2g} × value | "
                      + ", ".join(f"`{r['metric']}`" for r in rows[:3]) + (" …" if len(rows) > 3 else "") + " |")
-    flips = {claim: pair for claim, pair in verdicts.items() if pair[1] is not None and pair[0] != pair[1]}
-    unmeasured = [claim for claim, (_, there) in verdicts.items() if there is None]
+    flips, unmeasured = fragile_and_unmeasured(verdicts)
     lines += ["", "Verdicts of chapter 14 that differ between the two builds (fragile at this profile's size): "
               + ("; ".join(f"{claim} ({a} here, {b} there)" for claim, (a, b) in flips.items()) or "none")
               + (f"; not measured for {', '.join(unmeasured)} (their chapters were not built there)." if unmeasured
