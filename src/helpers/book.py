@@ -1,4 +1,5 @@
-"""Build the book: execute every chapter with papermill for one profile, stage the executed copies, render HTML.
+"""Build the book: execute with papermill every chapter of one profile whose inputs changed (`helpers.graph`),
+stage the executed copies, render HTML.
 
 Usage: `python -m helpers.book --profile ci` (what `make book` runs). `--emulate avx2|epyc [--chapters 02-07]`
 executes chapters (all, or a range) without rendering, under another machine's kernel dispatch, into
@@ -22,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from helpers import machine, netguard
-from helpers.paths import project_root
+from helpers import graph, machine, netguard
+from helpers.paths import project_root, results_dir
 from helpers.profiles import load_profile
 
 INCLUDED_FILES = ("src/helpers/data/files/DATACARD.md",)  # files outside book/ that prose pages include
@@ -132,21 +133,37 @@ def select(names: list[str], span: str | None) -> list[str]:
     return chosen
 
 
+def build_environment(profile: str) -> dict[str, object]:
+    """What every chapter's digest includes besides its files: the profile, the kernels' thread count, this
+    machine's fingerprint (CPU, kernel capability, torch build, dispatch variables) and Python."""
+    fingerprint = {k: v for k, v in machine.fingerprint().items() if k != "threads"}
+    return {"profile": profile, "threads": machine.thread_env(load_profile(profile).threads),
+            "machine": fingerprint, "python": sys.version}
+
+
 def execute(profile: str, root: Path, stage: Path, span: str | None = None) -> list[tuple[str, float]]:
-    """Run each chapter's committed .ipynb (those in `span`; None: all) through papermill into the stage, every
-    kernel with the profile's fixed thread count; stop at the first failure."""
+    """Run through papermill into the stage each chapter (of those in `span`; None: all) whose inputs changed since
+    its last successful execution there (`helpers.graph`), every kernel with the profile's fixed thread count and
+    its output in `<stage>/<chapter>.log`; stop at the first failure. Return the executed chapters' timings."""
     import papermill
 
     os.environ.update(machine.thread_env(load_profile(profile).threads))  # inherited by every kernel
+    wanted = graph.digests(root, select(chapters(root), span), profile, build_environment(profile))
+    stale = graph.to_execute(stage, results_dir(profile), wanted)
+    print(f"[book] {len(stale)} of {len(wanted)} chapters to execute; up to date: "
+          f"{', '.join(Path(c).name[:2] for c in wanted if c not in stale) or 'none'}", flush=True)
     timings = []
-    for chapter in select(chapters(root), span):
-        source = root / f"{chapter}.ipynb"
-        target = stage / f"{chapter}.ipynb"
+    for chapter in stale:
+        source, target = root / f"{chapter}.ipynb", stage / f"{chapter}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
+        graph.stamp_file(stage, chapter).unlink(missing_ok=True)  # a failed execution leaves no stamp behind
         start = time.perf_counter()
         print(f"[book] executing {chapter} (profile={profile})", flush=True)
-        papermill.execute_notebook(str(source), str(target), parameters={"profile": profile},
-                                   cwd=str(source.parent), kernel_name="python3", progress_bar=False)
+        with open(stage / f"{chapter}.log", "w") as log:
+            papermill.execute_notebook(str(source), str(target), parameters={"profile": profile},
+                                       cwd=str(source.parent), kernel_name="python3", progress_bar=False,
+                                       stdout_file=log, stderr_file=log)
+        graph.stamp_file(stage, chapter).write_text(wanted[chapter])
         timings.append((chapter, time.perf_counter() - start))
         print(f"[book] {chapter} done in {timings[-1][1]:.0f} s", flush=True)
     return timings
@@ -170,17 +187,17 @@ def stamp_path(root: Path, profile: str, emulation: str | None = None, span: str
 
 
 def run_elsewhere(profile: str, emulation: str, span: str | None = None) -> Path:
-    """Execute the chapters in `span` (None: all) as a fresh machine of another kind would: under emulated machine
-    `emulation`'s kernel dispatch, with empty caches and ledgers of their own in `_build/other-machine-<name>/`;
-    nothing is rendered. Return that folder (its `results/<profile>/` holds the ledgers)."""
+    """Execute the chapters in `span` (None: all) as another kind of machine would: under emulated machine
+    `emulation`'s kernel dispatch, with caches and ledgers of their own in `_build/other-machine-<name>/` (empty on
+    a fresh clone; a chapter whose inputs did not change since its last run there is not run again); nothing is
+    rendered. Return that folder (its `results/<profile>/` holds the ledgers)."""
     load_profile(profile)
     root = project_root()
     stamp = stamp_path(root, profile, emulation, span)
     stamp.unlink(missing_ok=True)
     started = time.time()
-    out = root / "_build" / f"other-machine-{emulation}"
-    shutil.rmtree(out, ignore_errors=True)  # a fresh machine: no cache, no ledger of an earlier run
-    (out / "stage").mkdir(parents=True)
+    out = root / "_build" / f"other-machine-{emulation}"  # its own caches and ledgers, never the native ones
+    (out / "stage").mkdir(parents=True, exist_ok=True)
     os.environ.update(machine.emulation_env(emulation))
     os.environ["BOOK_OUTPUT_ROOT"] = str(out)
     os.environ[netguard.LOG_ENV] = str(out / "stage" / "network-attempts.jsonl")
@@ -192,15 +209,15 @@ def run_elsewhere(profile: str, emulation: str, span: str | None = None) -> Path
 
 
 def build(profile: str = "ci") -> Path:
-    """Execute all chapters for `profile` and render `_build/html`; return the HTML folder."""
+    """Execute the chapters of `profile` whose inputs changed (all, on a fresh clone) and render `_build/html`;
+    return the HTML folder."""
     load_profile(profile)  # fail fast on an unknown or invalid profile; an offline one guards every kernel from here
     root = project_root()
     for stamp in (root / "_build").glob("built-*"):  # the HTML about to be replaced is no longer any profile's
         stamp.unlink()
-    stage = root / "_build" / "stage"
+    stage = root / "_build" / "stage"  # executed copies and their digests are kept: unchanged chapters are not rerun
     started = time.time()
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
+    stage.mkdir(parents=True, exist_ok=True)
     os.environ[netguard.LOG_ENV] = str(stage / "network-attempts.jsonl")  # blocked attempts, read by tests/book
     stage_sources(root, stage)
     (stage / "PROFILE").write_text(profile + "\n")  # read by tests/book to find this build's ledger
@@ -233,7 +250,7 @@ def main() -> None:
             print(f"updated {path}")
         return
     if args.chapters and not args.emulate:
-        parser.error("--chapters needs --emulate (a rendered book always executes every chapter)")
+        parser.error("--chapters needs --emulate (a rendered book renders every chapter)")
     if args.emulate:
         print(f"[book] ledgers in {run_elsewhere(args.profile, args.emulate, args.chapters)}/results/{args.profile}")
         return

@@ -1,0 +1,114 @@
+"""The book as a graph of chapters: what each chapter reads, a digest of everything it depends on, and which
+chapters a build must execute because their digest changed (or their outputs are missing)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+# The earlier chapters whose caches or ledgers each chapter reads (its "Prerequisites"); a chapter's digest includes
+# theirs, so a change upstream re-executes everything downstream of it.
+READS: dict[str, tuple[str, ...]] = {
+    "01_moral_vectors": (),
+    "02_activations": ("01_moral_vectors",),
+    "03_categorical": ("01_moral_vectors", "02_activations"),
+    "04_gradient": ("03_categorical",),
+    "05_structural": ("02_activations",),
+    "06_dimensional": ("01_moral_vectors", "02_activations"),
+    "07_across_models": ("03_categorical", "04_gradient", "05_structural", "06_dimensional"),
+    "08_sae": ("01_moral_vectors", "02_activations"),
+    "09_moral_features": ("08_sae",),
+    "10_surgery": ("08_sae", "09_moral_features"),
+    "11_steering_flames": ("08_sae", "10_surgery"),
+    "12_harmful_weights": (),
+    "13_superposition_geometry": ("08_sae",),
+    "14_report": ("01_moral_vectors", "02_activations", "03_categorical", "04_gradient", "05_structural",
+                  "06_dimensional", "07_across_models", "08_sae", "09_moral_features", "10_surgery",
+                  "11_steering_flames", "12_harmful_weights", "13_superposition_geometry"),
+}
+REPORT = "14_report"  # the chapter that renders the whole committed reference, not only its own file
+
+
+def imported_helpers(source: str, package: Path) -> set[str]:
+    """The `helpers` modules (or subpackages) a Python source imports directly, as names under `package`."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module == "helpers":
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("helpers."):
+            names.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("helpers."))
+    return {n for n in names if (package / f"{n}.py").is_file() or (package / n).is_dir()}
+
+
+def _files_of(name: str, package: Path) -> list[Path]:
+    """The files of one helpers module, or every file of a subpackage (code and the data it ships)."""
+    if (package / f"{name}.py").is_file():
+        return [package / f"{name}.py"]
+    return sorted(p for p in (package / name).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def helper_closure(source: str, package: Path) -> list[Path]:
+    """Every helpers file a source text depends on: the modules it imports, and theirs, transitively."""
+    seen: set[str] = set()
+    todo = imported_helpers(source, package) | {"__init__"}
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        for path in _files_of(name, package):
+            if path.suffix == ".py":
+                todo |= imported_helpers(path.read_text(), package) - seen
+    return sorted({path for name in seen for path in _files_of(name, package)})
+
+
+def notebook_code(path: Path) -> str:
+    """The code cells of a paired .ipynb, joined (what the chapter imports is read from here)."""
+    cells = json.loads(path.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+def chapter_inputs(root: Path, chapter: str, profile: str) -> list[Path]:
+    """The files one chapter's execution depends on: its notebook, the helpers it imports (transitively), the
+    profile, the pinned environment and the committed reference it renders (its own file; all for the report)."""
+    stem = Path(chapter).name
+    notebook = root / f"{chapter}.ipynb"
+    reference = root / "reference" / profile
+    rendered = sorted(reference.glob("*.json")) if stem == REPORT else [reference / f"{stem}.json"]
+    return [notebook, *helper_closure(notebook_code(notebook), root / "src" / "helpers"),
+            root / "params" / f"{profile}.yaml", root / "pyproject.toml", *[p for p in rendered if p.is_file()]]
+
+
+def digests(root: Path, chapters: list[str], profile: str, environment: Mapping[str, object]) -> dict[str, str]:
+    """Per chapter (in build order), a digest of its input files, the build environment and the digests of the
+    chapters it reads; a chapter missing from READS raises."""
+    env = json.dumps(environment, sort_keys=True, default=str)
+    out: dict[str, str] = {}
+    for chapter in chapters:
+        stem = Path(chapter).name
+        if stem not in READS:
+            raise KeyError(f"{chapter}: not in helpers.graph.READS; declare which chapters it reads")
+        h = hashlib.sha256(env.encode())
+        for path in chapter_inputs(root, chapter, profile):
+            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+        for upstream in READS[stem]:
+            done = next((d for c, d in out.items() if Path(c).name == upstream), None)
+            h.update((upstream + (done or "not in this build")).encode())
+        out[chapter] = h.hexdigest()
+    return out
+
+
+def stamp_file(stage: Path, chapter: str) -> Path:
+    """Where the digest of a chapter's last successful execution is kept, beside its executed copy."""
+    return stage / f"{chapter}.digest"
+
+
+def to_execute(stage: Path, results: Path, wanted: Mapping[str, str]) -> list[str]:
+    """The chapters whose last successful execution had another digest, or whose executed copy or ledger is
+    missing (`results`: the profile's ledger folder), in build order."""
+    return [chapter for chapter, digest in wanted.items()
+            if not (stamp_file(stage, chapter).is_file() and stamp_file(stage, chapter).read_text() == digest
+                    and (stage / f"{chapter}.ipynb").is_file() and (results / f"{Path(chapter).name}.json").is_file())]

@@ -1,0 +1,123 @@
+"""The chapter graph: which chapters a build re-executes after one file changes, on a hand-built book."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import graph
+from helpers.book import chapters
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = ["notebooks/01_moral_vectors", "notebooks/02_activations", "notebooks/05_structural",
+            "notebooks/12_harmful_weights"]
+ENV = {"profile": "ci", "machine": "x"}
+
+
+def notebook(code: str) -> str:
+    """A minimal paired .ipynb holding one code cell."""
+    return json.dumps({"cells": [{"cell_type": "markdown", "source": ["from helpers import nothing\n"]},
+                                 {"cell_type": "code", "source": [code]}], "metadata": {}, "nbformat": 4})
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> Path:
+    """A book of four chapters: 01 and 12 import `paths`, 02 and 05 import `activations` (which imports `paths`)."""
+    helpers = tmp_path / "src" / "helpers"
+    (helpers / "data" / "files").mkdir(parents=True)
+    (helpers / "__init__.py").write_text("")
+    (helpers / "paths.py").write_text("ROOT = 1\n")
+    (helpers / "activations.py").write_text("from helpers.paths import ROOT\n")
+    (helpers / "data" / "__init__.py").write_text("")
+    (helpers / "data" / "files" / "sample.tsv").write_text("a\tb\n")
+    (tmp_path / "notebooks").mkdir()
+    code = {"01_moral_vectors": "from helpers import paths", "02_activations": "from helpers import activations",
+            "05_structural": "import helpers.activations\nfrom helpers.data import files",
+            "12_harmful_weights": "from helpers import paths as p"}
+    for stem, source in code.items():
+        (tmp_path / "notebooks" / f"{stem}.ipynb").write_text(notebook(source))
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "ci.yaml").write_text("threads: 2\n")
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    (tmp_path / "reference" / "ci").mkdir(parents=True)
+    (tmp_path / "reference" / "ci" / "05_structural.json").write_text("{}")
+    return tmp_path
+
+
+def built(book: Path) -> tuple[Path, Path]:
+    """Stamp every chapter as executed with its current digest, with an executed copy and a ledger."""
+    stage, results = book / "_build" / "stage", book / "results" / "ci"
+    results.mkdir(parents=True)
+    for chapter, digest in graph.digests(book, CHAPTERS, "ci", ENV).items():
+        (stage / chapter).parent.mkdir(parents=True, exist_ok=True)
+        graph.stamp_file(stage, chapter).write_text(digest)
+        (stage / f"{chapter}.ipynb").write_text("{}")
+        (results / f"{Path(chapter).name}.json").write_text("{}")
+    return stage, results
+
+
+def stale(book: Path, stage: Path, results: Path, env: dict = ENV) -> list[str]:
+    """The chapter numbers a build would execute now."""
+    return [Path(c).name[:2] for c in graph.to_execute(stage, results, graph.digests(book, CHAPTERS, "ci", env))]
+
+
+def test_a_built_book_executes_nothing_and_a_fresh_one_everything(book: Path) -> None:
+    assert stale(book, book / "_build" / "stage", book / "results" / "ci") == ["01", "02", "05", "12"]
+    stage, results = built(book)
+    assert stale(book, stage, results) == []
+
+
+def test_touching_one_notebook_reexecutes_it_and_the_chapters_that_read_it(book: Path) -> None:
+    stage, results = built(book)
+    path = book / "notebooks" / "02_activations.ipynb"
+    path.write_text(path.read_text().replace("activations", "activations, paths"))
+    assert stale(book, stage, results) == ["02", "05"]  # 05 reads 02's caches; 01 and 12 do not
+
+
+def test_a_helper_change_reaches_every_chapter_that_imports_it_transitively(book: Path) -> None:
+    stage, results = built(book)
+    (book / "src" / "helpers" / "activations.py").write_text("from helpers.paths import ROOT\nX = 2\n")
+    assert stale(book, stage, results) == ["02", "05"]
+    (book / "src" / "helpers" / "paths.py").write_text("ROOT = 2\n")
+    assert stale(book, stage, results) == ["01", "02", "05", "12"]  # 02 and 05 import it through activations
+
+
+def test_data_files_reference_profile_and_environment_are_inputs(book: Path) -> None:
+    stage, results = built(book)
+    (book / "src" / "helpers" / "data" / "files" / "sample.tsv").write_text("a\tc\n")
+    assert stale(book, stage, results) == ["05"]  # the only chapter importing the data package
+
+
+def test_its_own_reference_file_the_profile_and_the_machine_rerun_a_chapter(book: Path) -> None:
+    stage, results = built(book)
+    (book / "reference" / "ci" / "05_structural.json").write_text('{"metrics": {}}')
+    assert stale(book, stage, results) == ["05"]
+    (book / "params" / "ci.yaml").write_text("threads: 1\n")
+    assert stale(book, stage, results) == ["01", "02", "05", "12"]
+    assert stale(book, stage, results, {**ENV, "machine": "y"}) == ["01", "02", "05", "12"]
+
+
+def test_a_missing_ledger_or_executed_copy_or_a_failed_run_reexecutes(book: Path) -> None:
+    stage, results = built(book)
+    (results / "12_harmful_weights.json").unlink()
+    (stage / "notebooks" / "01_moral_vectors.ipynb").unlink()
+    graph.stamp_file(stage, "notebooks/05_structural").unlink()  # what an execution that raised leaves
+    assert stale(book, stage, results) == ["01", "05", "12"]
+
+
+def test_every_chapter_of_the_book_declares_what_it_reads_and_reads_only_earlier_ones() -> None:
+    names = [Path(c).name for c in chapters(ROOT)]
+    assert list(graph.READS) == names
+    for position, name in enumerate(names):
+        assert set(graph.READS[name]) <= set(names[:position]), name
+    with pytest.raises(KeyError, match="not in helpers.graph.READS"):
+        graph.digests(ROOT, ["notebooks/99_new"], "ci", ENV)
+
+
+def test_imports_are_read_from_code_not_from_prose(book: Path) -> None:
+    package = book / "src" / "helpers"
+    source = "from helpers import paths as p, activations\nimport helpers.data\nfrom helpers.nope import x\n"
+    assert graph.imported_helpers(source, package) == {"paths", "activations", "data"}
+    assert graph.notebook_code(book / "notebooks" / "01_moral_vectors.ipynb") == "from helpers import paths"
