@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from helpers import activations, categorical, chapter, data, plotting, report, robustness
+from helpers import activations, categorical, chapter, claims, data, plotting, report, robustness
 
 run = chapter.start("03_categorical", profile, seed)
 P, ledger, moral, sample, stores = run.profile, run.ledger, run.moral, run.sample, run.stores
@@ -220,6 +220,16 @@ ledger.save()
 rows.append(report.comparison("Base ≈ Instruct ≈ Guard", "nearly identical curves", "not testable in ci",
                               "needs the colab profile (Qwen3-0.6B Base / Instruct / Guard)"))
 report.paper_vs_run(rows, P.name)
+
+# %% [markdown]
+# ### Verdicts of this chapter's claims
+#
+# The rows the reproducibility report (chapter 14) gives this chapter's claims, computed by the same function from
+# the ledger saved above: the paper's rule, tried against every control this chapter computed, with its test
+# against chance and its reason.
+
+# %%
+claims.chapter_verdicts(ledger.chapter, P.name)
 
 # %% [markdown]
 # ### Numbers another machine may not reproduce

@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from helpers import activations, chapter, data, plotting, report, robustness, structural
+from helpers import activations, chapter, claims, data, plotting, report, robustness, structural
 
 run = chapter.start("05_structural", profile, seed)
 P, ledger, moral, sample, stores = run.profile, run.ledger, run.moral, run.sample, run.stores
@@ -190,6 +190,16 @@ ledger.data = {"n": len(sample), "sha256": moral.sha256, "external": {"mfd2": le
                "hdbscan": [P.hdbscan_min_cluster_size, P.hdbscan_min_samples]}
 ledger.save()
 report.paper_vs_run(rows, P.name)
+
+# %% [markdown]
+# ### Verdicts of this chapter's claims
+#
+# The rows the reproducibility report (chapter 14) gives this chapter's claims, computed by the same function from
+# the ledger saved above: the paper's rule, tried against every control this chapter computed, with its test
+# against chance and its reason.
+
+# %%
+claims.chapter_verdicts(ledger.chapter, P.name)
 
 # %% [markdown]
 # ### Numbers another machine may not reproduce

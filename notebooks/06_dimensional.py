@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from helpers import activations, chapter, data, dimensional, plotting, report, robustness
+from helpers import activations, chapter, claims, data, dimensional, plotting, report, robustness
 
 run = chapter.start("06_dimensional", profile, seed)
 P, ledger, moral, sample, stores = run.profile, run.ledger, run.moral, run.sample, run.stores
@@ -189,6 +189,16 @@ ledger.data = {"n": len(sample), "sha256": moral.sha256, "split": [len(train), l
                "external": {"moralstrength": len(strength)}}
 ledger.save()
 report.paper_vs_run(rows, P.name)
+
+# %% [markdown]
+# ### Verdicts of this chapter's claims
+#
+# The rows the reproducibility report (chapter 14) gives this chapter's claims, computed by the same function from
+# the ledger saved above: the paper's rule, tried against every control this chapter computed, with its test
+# against chance and its reason.
+
+# %%
+claims.chapter_verdicts(ledger.chapter, P.name)
 
 # %% [markdown]
 # ### Numbers another machine may not reproduce

@@ -52,7 +52,7 @@ import pandas as pd
 import seaborn as sns
 
 from helpers import ledger as results
-from helpers import plotting, report
+from helpers import claims, plotting, report
 from helpers.ledger import Ledger
 from helpers.models import model_spec
 from helpers.profiles import load_profile
@@ -170,6 +170,16 @@ ledger.models = models
 ledger.data = {name: entry["data"] for name, entry in entries.items()}
 ledger.record_paper("scaling_alignment_architecture", "none removes the indifference", "spec §3.5 [P][S]")
 ledger.save()
+
+# %% [markdown]
+# ### Verdicts of this chapter's claims
+#
+# The rows the reproducibility report (chapter 14) gives this chapter's claims, computed by the same function from
+# the ledger saved above: the paper's rule, tried against every control this chapter computed, with its test
+# against chance and its reason.
+
+# %%
+claims.chapter_verdicts(ledger.chapter, P.name)
 
 # %% [markdown]
 # ### Numbers another machine may not reproduce

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from helpers import data, features, plotting, report, sae
+from helpers import claims, data, features, plotting, report, sae
 
 run = sae.start_chapter("09_moral_features", profile, seed)
 P, ledger, moral = run.chapter.profile, run.chapter.ledger, run.chapter.moral
@@ -240,6 +240,16 @@ report.paper_vs_run([
                       f"{summary['mean_pair_cosine'].astype(float).max():.2f}", "> 0.5 = collapsed"),
     report.comparison("best layer (composite)", "not reported", best, f"of {layers}"),
 ], P.name)
+
+# %% [markdown]
+# ### Verdicts of this chapter's claims
+#
+# The rows the reproducibility report (chapter 14) gives this chapter's claims, computed by the same function from
+# the ledger saved above: the paper's rule, tried against every control this chapter computed, with its test
+# against chance and its reason.
+
+# %%
+claims.chapter_verdicts(ledger.chapter, P.name)
 
 # %% [markdown]
 # ### Numbers another machine may not reproduce

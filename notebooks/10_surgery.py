@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from helpers import features, plotting, report, sae, surgery
+from helpers import claims, features, plotting, report, sae, surgery
 
 run = sae.start_chapter("10_surgery", profile, seed)
 P, ledger, moral = run.chapter.profile, run.chapter.ledger, run.chapter.moral
@@ -190,6 +190,16 @@ report.paper_vs_run([
     report.comparison("prototypicality ρ after − before (val)", "rises",
                       f"{delta_rho.min():+.3f} – {delta_rho.max():+.3f}", ""),
 ], P.name)
+
+# %% [markdown]
+# ### Verdicts of this chapter's claims
+#
+# The rows the reproducibility report (chapter 14) gives this chapter's claims, computed by the same function from
+# the ledger saved above: the paper's rule, tried against every control this chapter computed, with its test
+# against chance and its reason.
+
+# %%
+claims.chapter_verdicts(ledger.chapter, P.name)
 
 # %% [markdown]
 # ### Numbers another machine may not reproduce

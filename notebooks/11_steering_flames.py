@@ -53,7 +53,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from helpers import judge, judge_api, plotting, report, sae, steering
+from helpers import claims, judge, judge_api, plotting, report, sae, steering
 from helpers.data import flames
 from helpers.profiles import load_profile
 
@@ -296,6 +296,16 @@ report.paper_vs_run([
                                    for c in ("psc_safety", "psc_emotion")) + f" of {len(prompts)}", "")
       for reader, row in baseline_psc.iterrows()],
 ], P.name)
+
+# %% [markdown]
+# ### Verdicts of this chapter's claims
+#
+# The rows the reproducibility report (chapter 14) gives this chapter's claims, computed by the same function from
+# the ledger saved above: the paper's rule, tried against every control this chapter computed, with its test
+# against chance and its reason.
+
+# %%
+claims.chapter_verdicts(ledger.chapter, P.name)
 
 # %% [markdown]
 # ### Numbers another machine may not reproduce

@@ -53,7 +53,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from helpers import chapter, models, plotting, pruning, report
+from helpers import chapter, claims, models, plotting, pruning, report
 
 run = chapter.start("12_harmful_weights", profile, seed, stores=False)
 P, ledger = run.profile, run.ledger
@@ -268,6 +268,16 @@ report.paper_vs_run([
                       f"mean Jaccard {np.mean([overlap.loc[a, b] for a, b in pairs_]):.3f} vs chance "
                       f"{np.mean([chance.loc[a, b] for a, b in pairs_]):.1e}", "25 scoring prompts per type"),
 ], P.name)
+
+# %% [markdown]
+# ### Verdicts of this chapter's claims
+#
+# The rows the reproducibility report (chapter 14) gives this chapter's claims, computed by the same function from
+# the ledger saved above: the paper's rule, tried against every control this chapter computed, with its test
+# against chance and its reason.
+
+# %%
+claims.chapter_verdicts(ledger.chapter, P.name)
 
 # %% [markdown]
 # ### Numbers another machine may not reproduce

@@ -61,7 +61,7 @@ import seaborn as sns
 import torch
 from IPython.display import display
 
-from helpers import chapter, geometry, models, plotting, report
+from helpers import chapter, claims, geometry, models, plotting, report
 from helpers import sae as sae_module
 
 run = chapter.start("13_superposition_geometry", profile, seed, stores=False)
@@ -394,6 +394,16 @@ report.paper_vs_run([
                       f"Spearman {spill['inducing']['spearman']:.2f} (control: {spill['control']['spearman']:.2f})",
                       "neutral chats, primary layer"),
 ], P.name)
+
+# %% [markdown]
+# ### Verdicts of this chapter's claims
+#
+# The rows the reproducibility report (chapter 14) gives this chapter's claims, computed by the same function from
+# the ledger saved above: the paper's rule, tried against every control this chapter computed, with its test
+# against chance and its reason.
+
+# %%
+claims.chapter_verdicts(ledger.chapter, P.name)
 
 # %% [markdown]
 # ### Numbers another machine may not reproduce

@@ -22,16 +22,25 @@
 #
 # **Method.** Every row below is one claim of the papers (moral indifference: spec §3.5, §4–§6; harmful-generation
 # weights: companion spec §2; emergent-misalignment geometry: companion spec §2). For each claim,
-# `helpers.claims` reads one chapter's results ledger, computes this run's value, and applies two stated rules:
+# `helpers.claims` reads one chapter's results ledger, computes this run's value, applies the paper's rule, and then
+# tries the same rule on every control the book computes for that claim: the random-initialised twin, the null, the
+# control conditions (the SAE before surgery, the mean-difference vector, control fine-tunes, control prunes of as
+# many weights), and each robust pooling variant and external lexicon. The first verdict that applies wins:
 #
-# - **reproduced** — the paper's value or bound is met (where the paper gives a significance-free count, as for the
-#   Flames perfect-score counts, a count cannot show more than a direction);
-# - **direction holds** — the paper's value is missed, but the effect points the paper's way (the weaker rule of
-#   each claim, in the rules table); a bound has no weaker form;
-# - **not reproduced** — neither;
 # - **not testable at this scale** — the profile lacks what the test needs (a Base / Instruct / Guard triple, a go
 #   for the filtering experiment, a model that detects harm before pruning, …) or the chapter was not run; the row
-#   says which.
+#   says which;
+# - **not discriminating** — the paper's rule is met, but a control meets it too (the row names which): the
+#   finding is not about trained moral representations;
+# - **inconclusive** — the rule is met, but the effect lies inside its null band or its test has p ≥ 0.05, or the
+#   claim needs a control or test that the book does not compute yet (the row says which);
+# - **reproduced** — the paper's value or bound is met, and no control meets it;
+# - **direction holds** — the paper's value is missed, but the effect points the paper's way (a real direction of
+#   the claim, never merely "weaker than the paper"; a bound has no weaker form);
+# - **not reproduced** — neither.
+#
+# A positive verdict is **fragile** when it changes under a pooling variant or an external lexicon, or between
+# the two builds of the committed reference (one under an emulated other machine).
 #
 # Every rule is tested on hand-built ledgers whose verdicts are known (`tests/test_claims.py`). Nothing here is
 # recomputed from activations: this chapter only reads the ledger.
@@ -63,6 +72,10 @@ seed = 0
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
 
 from helpers import claims, plotting, reference
 from helpers.ledger import Ledger
@@ -86,33 +99,45 @@ print(f"profile {P.name}: ledgers of {len(ledgers) - len(missing)} of {len(ledge
 # %%
 rules = pd.DataFrame([{"id": c.id, "claim": c.statement, "paper": f"{c.paper_value} ({c.source})",
                        "chapter": c.chapter, "reproduced if": c.reproduced_if,
-                       "direction holds if": c.direction_if or "— (a bound)"} for c in claims.CLAIMS])
+                       "direction holds if": c.direction_if or "— (a bound)", "also tried on": c.tried_on,
+                       "tested against chance by": c.chance_test} for c in claims.CLAIMS])
 rules.style.hide(axis="index")
 
 # %% [markdown]
 # ## The report
 #
-# This run's value is read from the chapter's ledger; the verdict is the first rule it meets. The last column
-# says whether the verdict hangs on the CPU: the committed reference was built twice, once under an emulated other
-# machine whose float32 kernels round differently (`make reference`), and the rules were applied to both builds.
-# A **fragile** verdict differs between them: at this profile's size, the claim's outcome is decided by rounding,
-# and the row should be read as undecided.
+# One row per claim: this run's value on the trained models beside the control that came closest to earning the
+# same verdict (and that control's own verdict under the paper's rule), the test against chance, the verdict with
+# its reason, and the pooling variants, lexicons or machine under which a positive verdict changes.
 
 # %%
-rows = claims.report(ledgers, P.name)
 both = claims.reference_verdicts(P.name)  # per claim: the reference build's verdict, the other machine's (or None)
+rows = claims.report(ledgers, P.name, machines=both)
+claims.evidence(rows, P.name)
 
+# %% [markdown]
+# ### Every verdict under every view of the data
+#
+# The same rule, controls and tests applied to the ledger as each pooling variant and external lexicon saw it, and
+# the paper's rule alone applied to the random-initialised twin. A blank cell: this view was not computed for that
+# claim (a claim outside chapters 03–07, or a variant that does not store what the rule reads).
 
-def on_another_machine(claim: str) -> str:
-    """Whether the claim's verdict held on the reference's emulated other machine."""
-    here, there = both.get(claim, (None, None))
-    return "not measured" if there is None else "same verdict" if there == here else f"fragile: {there} there"
-
-
-table = pd.DataFrame(rows)[["id", "claim", "paper_value", "this_value", "verdict"]]
-table.columns = ["id", "claim", "paper", f"this run ({P.name})", "verdict"]
-table["on another machine"] = [on_another_machine(r["id"]) for r in rows]
-table.style.hide(axis="index").map(plotting.verdict_css, subset=["verdict"])
+# %%
+views = ["paper recipe", *claims.ROBUST_VARIANTS, *claims.LEXICONS.values(), claims.TWIN]
+grid = pd.DataFrame([{"id": r["id"], "paper recipe": r["verdict"], **r["variants"],
+                      claims.TWIN: r["control_verdict"] if r["control"] == claims.TWIN else None} for r in rows]
+                    ).set_index("id").reindex(columns=views)
+codes = grid.apply(lambda col: col.map(lambda v: claims.VERDICTS.index(v) if v in claims.VERDICTS else None))
+fig, ax = plt.subplots(figsize=(8.5, 9))
+sns.heatmap(codes.astype(float), cmap=ListedColormap(list(plotting.VERDICT_COLORS.values())), vmin=-0.5,
+            vmax=len(claims.VERDICTS) - 0.5, cbar=False, linewidths=0.5, linecolor="white", ax=ax)
+ax.set(xlabel="view of the data", ylabel="claim", title=f"Verdict per claim and view ({P.name} profile)")
+ax.tick_params(axis="x", rotation=30)
+ax.grid(False)
+ax.legend(handles=[Patch(color=c, label=v) for v, c in plotting.VERDICT_COLORS.items()], title="verdict",
+          bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
+plotting.save_figure(fig, ledger, "verdicts_by_view")
+plt.show()
 
 # %%
 summary = pd.DataFrame(rows)
@@ -131,7 +156,20 @@ print(", ".join(f"{v.removeprefix('n_').replace('_', ' ')}: {n}" for v, n in tot
       f"(of {len(rows)} claims)")
 
 # %% [markdown]
+# ### What this profile can and cannot separate
+#
+# Generated from the rows above: which of the papers' findings stand against every control the book has, and which
+# this profile cannot tell apart from an untrained network, a control condition or noise.
+
+# %%
+Markdown(claims.account(rows))
+
+# %% [markdown]
 # ### Verdicts that hang on the CPU
+#
+# The committed reference was built twice, once under an emulated other machine whose float32 kernels round
+# differently (`make reference`), and the rules were applied to both builds. A claim whose verdict differs between
+# them is decided by rounding at this profile's size; a positive one is flagged fragile above.
 
 # %%
 fragile, unmeasured = reference.fragile_and_unmeasured(both)
@@ -141,13 +179,13 @@ pd.DataFrame([{"id": claim, "reference build": mine, "emulated other machine": t
               for claim, (mine, theirs) in fragile.items()], columns=["id", "reference build", "emulated other machine"])
 
 # %% [markdown]
-# **What it means.** Read the report by paper and by verdict, not as a score. A *direction holds* row says the
-# effect points the paper's way but misses its size or its significance, which at the `ci` profile's scale (its models, data
-# and prompt counts are in the profile table below) is often all a test can show. A *not
-# reproduced* row is a finding, with its chapter explaining what was measured; several of them are traced there to
-# a property of the small model (the outlier dimensions of chapter 02, a judge that cannot judge in chapter 11). A
-# *not testable* row names what is missing, and a larger profile (`colab`, `paper`) supplies most of it: the
-# Base / Instruct / Guard triple, real Social-Chem-101 and Flames, wider dictionaries.
+# **What it means.** Read the report by paper and by verdict, not as a score. A *not discriminating* row is a
+# measurement that an untrained network or a control condition also passes, so at this profile it says nothing
+# about trained moral representations; an *inconclusive* row is one that noise could produce, or one whose missing
+# control the row names (work for the book, not for the reader). A *not reproduced* row is a finding, with its
+# chapter explaining what was measured; several are traced there to a property of the small model (the outlier
+# dimensions of chapter 02, a judge that cannot judge in chapter 11). A larger profile (`colab`, `paper`) supplies
+# the Base / Instruct / Guard triple, real Social-Chem-101 and Flames, and wider dictionaries.
 #
 # ## What each profile measures
 #
@@ -169,7 +207,10 @@ pd.DataFrame([describe(name) for name in PROFILES]).set_index("profile").T
 
 # %%
 ledger.models = sorted({*P.models, P.sae_model, P.judge_model, P.prune_model, P.geometry_model})
-ledger.record("claims", [{k: r[k] for k in ("id", "paper_value", "this_value", "verdict")} for r in rows])
+# the ledger keeps this build's own evidence; a flip between the reference's two machines is shown above, not stored
+# (it depends on the committed reference, which this ledger is itself part of)
+own = claims.report(ledgers, P.name)
+ledger.record("claims", [{k: r[k] for k in claims.LEDGER_FIELDS} for r in own])
 for key, value in totals.items():
     ledger.record(key, value)
 ledger.save()

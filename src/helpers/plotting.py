@@ -16,16 +16,17 @@ DIVERGING = "vlag"  # zero-centred diverging map for signed values (pass vmin=-v
 SEQUENTIAL = "mako"
 POLE_COLORS = {"virtue": sns.color_palette(PALETTE)[0], "vice": sns.color_palette(PALETTE)[3],
                "neutral": sns.color_palette(PALETTE)[7]}
-# report verdicts, strongest first: blue, sky blue, vermillion, grey
-VERDICT_COLORS = dict(zip(("reproduced", "direction holds", "not reproduced", "not testable at this scale"),
-                          (sns.color_palette(PALETTE)[i] for i in (0, 9, 3, 7))))
+# report verdicts, strongest first: blue, sky blue, purple, yellow, vermillion, grey
+VERDICT_COLORS = dict(zip(("reproduced", "direction holds", "not discriminating", "inconclusive", "not reproduced",
+                           "not testable at this scale"), (sns.color_palette(PALETTE)[i] for i in (0, 9, 4, 8, 3, 7))))
+_DARK_TEXT = ("direction holds", "inconclusive")  # light backgrounds keep dark text
 
 
 def verdict_css(verdict: str) -> str:
     """CSS for a report cell: the verdict's colour as background (white text on the darker ones), else nothing."""
     if verdict not in VERDICT_COLORS:
         return ""
-    text = "" if verdict == "direction holds" else "; color: white"
+    text = "" if verdict in _DARK_TEXT else "; color: white"
     return f"background-color: {matplotlib.colors.to_hex(VERDICT_COLORS[verdict])}{text}"
 
 

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from helpers.book import chapters, colab_launch_url
+from helpers.claims import CLAIMS
 from helpers.reference import reference_problems
 
 
@@ -50,6 +51,17 @@ def test_chapter_wrote_its_ledger_and_figure_files(root, profile, chapter):
     assert entry["profile"] == profile and entry["metrics"]
     for figure in entry["meta"]["figures"]:
         assert (root / figure).is_file(), figure
+
+
+@pytest.mark.parametrize("chapter", sorted({c.chapter for c in CLAIMS}))
+def test_every_chapter_page_shows_the_verdicts_chapter_14_gives(root, html, profile, chapter):
+    report = {r["id"]: r["verdict"] for r in _entry(root, profile, "14_report")["metrics"]["claims"]}
+    page = (html / "notebooks" / f"{chapter}.html").read_text()
+    for claim in (c for c in CLAIMS if c.chapter == chapter):
+        row = re.search(rf"<tr>(?:(?!</tr>).)*?>{claim.id}</td>(?:(?!</tr>).)*</tr>", page, re.S)
+        assert row, f"{chapter}'s page shows no verdict row for {claim.id}"
+        shown = re.findall(r">([^<>]+)</td>", row.group(0))
+        assert report[claim.id] in shown, f"{claim.id}: chapter 14 says {report[claim.id]!r}, the page {shown}"
 
 
 def test_offline_builds_ran_every_kernel_under_the_network_guard(root, profile):
