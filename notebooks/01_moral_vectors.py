@@ -268,11 +268,12 @@ report.paper_vs_run([
 # %% [markdown]
 # ### Numbers another machine may not reproduce
 #
-# The committed reference of this profile was built twice: as is, and under an emulated other CPU whose kernels
-# round differently (`make reference`; ARCHITECTURE.md, "Numbers across machines"). The metrics listed here may move
-# on another machine by more than a thousandth of their value: read each as value ± the band shown (the band the
-# book's tests allow: three times the drift of its family, or its chapter's typical drift, on the emulated
-# machine), and a conclusion resting on its last digits as fragile.
+# The committed reference of this profile holds builds of the same sources on machines whose kernels round
+# differently: an emulated other CPU (`make reference`) and any real other machine added beside it (ARCHITECTURE.md,
+# "Numbers across machines"; the README names them). The metrics listed here may move on another machine by more
+# than a thousandth of their value: read each as value ± the band shown (the band the book's tests allow: three
+# times the largest drift of its family, or its chapter's typical drift, on those machines), and a conclusion
+# resting on its last digits as fragile.
 
 # %% tags=["hide-input"]
 report.machine_sensitive(ledger.chapter, P.name)

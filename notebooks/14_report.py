@@ -40,7 +40,7 @@
 # - **not reproduced** — neither.
 #
 # A positive verdict is **fragile** when it changes under a pooling variant or an external lexicon, or between
-# the two builds of the committed reference (one under an emulated other machine).
+# the builds of the committed reference (this one's machine, an emulated one, and any real other machine).
 #
 # Every rule is tested on hand-built ledgers whose verdicts are known (`tests/test_claims.py`). Nothing here is
 # recomputed from activations: this chapter only reads the ledger.
@@ -167,16 +167,16 @@ Markdown(claims.account(rows))
 # %% [markdown]
 # ### Verdicts that hang on the CPU
 #
-# The committed reference was built twice, once under an emulated other machine whose float32 kernels round
-# differently (`make reference`), and the rules were applied to both builds. A claim whose verdict differs between
-# them is decided by rounding at this profile's size; a positive one is flagged fragile above.
+# The committed reference holds builds of the same sources on several machines whose float32 kernels round
+# differently: the reference build, one under an emulated other machine (`make reference`), and any real other
+# machine added beside them; the rules were applied to every build. A claim whose verdict differs between them is
+# decided by rounding at this profile's size; a positive one is flagged fragile above.
 
 # %%
 fragile, unmeasured = reference.fragile_and_unmeasured(both)
-print(f"{len(fragile)} of {len(both) - len(unmeasured)} verdicts measured on the emulated other machine differ there"
+print(f"{len(fragile)} of {len(both) - len(unmeasured)} verdicts measured on another machine differ there"
       + (f"; not measured: {', '.join(unmeasured)}" if unmeasured else ""))
-pd.DataFrame([{"id": claim, "reference build": mine, "emulated other machine": theirs}
-              for claim, (mine, theirs) in fragile.items()], columns=["id", "reference build", "emulated other machine"])
+pd.DataFrame([{"id": claim, "reference build": mine, **theirs} for claim, (mine, theirs) in fragile.items()])
 
 # %% [markdown]
 # **What it means.** Read the report by paper and by verdict, not as a score. A *not discriminating* row is a
@@ -218,11 +218,12 @@ ledger.save()
 # %% [markdown]
 # ## Tested numbers: this run against the committed reference
 #
-# `reference/<profile>/` holds the comparable ledger metrics of two clean builds: one as is and one under an
-# emulated other machine (committed; `make reference` rewrites both deliberately). The book's tests fail when a
-# fresh build moves a number further than its family or its chapter moved between those two builds (three times that
-# drift, plus a floor of 1e-4 relative), or changes anything else that both builds agreed on; this chapter's own ledger, saved
-# above, is compared too. "Differences at all" counts departures of any size: zero everywhere means this build and
+# `reference/<profile>/` holds the comparable ledger metrics of clean builds of the same sources: the reference
+# build, one under an emulated other machine, and any real other machine added beside them (committed;
+# `make reference` rewrites them deliberately). The book's tests fail when a fresh build moves a number further than
+# its family or its chapter moved between the reference build and any other (three times that drift, plus a floor
+# of 1e-4 relative), or changes anything else that all builds agreed on; this chapter's own ledger, saved above, is
+# compared too. "Differences at all" counts departures of any size: zero everywhere means this build and
 # the reference build computed identical numbers, which can only be expected on the reference's own machine
 # fingerprint. The last column counts each chapter's metrics that another machine may not reproduce to three
 # significant digits (each chapter lists them).

@@ -92,8 +92,10 @@ def test_data_files_reference_profile_and_environment_are_inputs(book: Path) -> 
 
 def test_its_own_reference_file_the_profile_and_the_machine_rerun_a_chapter(book: Path) -> None:
     stage, results = built(book)
+    sources = graph.digests(book, CHAPTERS, "ci", ENV, rendered=False)
     (book / "reference" / "ci" / "05_structural.json").write_text('{"metrics": {}}')
     assert stale(book, stage, results) == ["05"]
+    assert graph.digests(book, CHAPTERS, "ci", ENV, rendered=False) == sources  # a ledger never depends on it
     (book / "params" / "ci.yaml").write_text("threads: 1\n")
     assert stale(book, stage, results) == ["01", "02", "05", "12"]
     assert stale(book, stage, results, {**ENV, "machine": "y"}) == ["01", "02", "05", "12"]

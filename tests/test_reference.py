@@ -21,10 +21,10 @@ def test_without_a_measured_drift_only_the_floor_is_allowed():
 def test_a_number_inside_its_measured_spread_passes_and_one_outside_fails():
     expected, other = {"ari": 0.066}, {"ari": 0.070}  # the emulated machine moved it by 0.004
     allowed = FLOOR_ATOL + FLOOR_RTOL * 0.066 + MARGIN * 0.004
-    assert reference.differences({"ari": 0.066 + 0.99 * allowed}, expected, other) == []
-    assert reference.differences({"ari": 0.066 - 0.99 * allowed}, expected, other) == []
-    assert reference.differences({"ari": 0.066 + 1.01 * allowed}, expected, other) != []
-    assert reference.differences({"ari": 0.094}, expected, other) != []  # the drift issue 16 saw: beyond 3 × 0.004
+    assert reference.differences({"ari": 0.066 + 0.99 * allowed}, expected, [other]) == []
+    assert reference.differences({"ari": 0.066 - 0.99 * allowed}, expected, [other]) == []
+    assert reference.differences({"ari": 0.066 + 1.01 * allowed}, expected, [other]) != []
+    assert reference.differences({"ari": 0.094}, expected, [other]) != []  # the drift issue 16 saw: beyond 3 × 0.004
 
 
 NOISE = {"noise": [1.0] * 30}  # a chapter's many numbers that float rounding moves by 1e-6 relative
@@ -35,9 +35,9 @@ def test_a_family_shares_its_largest_drift_across_layers_but_not_across_metrics(
     expected = {"by_layer": [0.5, 0.2, 0.1], "by_layer_key": {"3": 0.5, "4": 0.2}, "other_metric": [0.5], **NOISE}
     other = {"by_layer": [0.5, 0.21, 0.1], "by_layer_key": {"3": 0.5, "4": 0.21}, "other_metric": [0.5], **MOVED}
     fine = {"by_layer": [0.52, 0.2, 0.08], "by_layer_key": {"3": 0.52, "4": 0.2}, "other_metric": [0.5], **NOISE}
-    assert reference.differences(fine, expected, other) == []
-    assert reference.differences({**fine, "other_metric": [0.52]}, expected, other) != []
-    assert reference.drifts(expected, other) == {
+    assert reference.differences(fine, expected, [other]) == []
+    assert reference.differences({**fine, "other_metric": [0.52]}, expected, [other]) != []
+    assert reference.drifts(expected, [other]) == {
         "metrics.by_layer[]": pytest.approx(0.01), "metrics.by_layer_key.[]": pytest.approx(0.01),
         "metrics.other_metric[]": 0.0, "metrics.noise[]": pytest.approx(1e-6), "": pytest.approx(1e-6)}
 
@@ -54,9 +54,9 @@ def test_a_family_is_one_metric_across_layers_models_variants_and_lexicons():
 def test_a_chaotic_chapter_allows_every_number_the_largest_relative_drift_of_any_family():
     expected = {"ari": [0.02, 0.2], "counts": [10.0] * 20, "summary_peak_ari": 0.2}
     other = {"ari": [0.03, 0.2], "counts": [10.2] * 18 + [10.0] * 2, "summary_peak_ari": 0.2}  # counts: 2 %
-    assert reference.drifts(expected, other)[""] == pytest.approx(0.05)  # ari family: 0.01 / 0.2
-    assert reference.differences({**expected, "summary_peak_ari": 0.23}, expected, other) == []
-    assert reference.differences({**expected, "summary_peak_ari": 0.26}, expected, other) != []
+    assert reference.drifts(expected, [other])[""] == pytest.approx(0.05)  # ari family: 0.01 / 0.2
+    assert reference.differences({**expected, "summary_peak_ari": 0.23}, expected, [other]) == []
+    assert reference.differences({**expected, "summary_peak_ari": 0.26}, expected, [other]) != []
 
 
 def test_a_value_undefined_on_one_machine_passes_only_in_a_chaotic_chapter():
@@ -64,21 +64,21 @@ def test_a_value_undefined_on_one_machine_passes_only_in_a_chaotic_chapter():
     chaotic = {"ari": [None, 0.06, 0.09, 0.25], "n_clusters": [0, 3, 5, 6]}  # moved by 10-25 %
     calm = {"ari": [None, 0.05, 0.1, 0.2000001], "n_clusters": [0, 3, 4, 5]}
     elsewhere = {"ari": [0.03, 0.05, 0.1, 0.2], "n_clusters": [2, 3, 4, 5]}
-    assert reference.differences(elsewhere, expected, chaotic) == []
-    assert reference.differences(elsewhere, expected, calm) != []
-    assert reference.differences({**elsewhere, "ari": ["n/a", 0.05, 0.1, 0.2]}, expected, chaotic) != []
+    assert reference.differences(elsewhere, expected, [chaotic]) == []
+    assert reference.differences(elsewhere, expected, [calm]) != []
+    assert reference.differences({**elsewhere, "ari": ["n/a", 0.05, 0.1, 0.2]}, expected, [chaotic]) != []
 
 
 def test_a_chaotic_chapter_lets_every_number_move_by_its_typical_relative_drift():
     expected = {"clusters_by_layer": [18, 20, 22, 24], "n_noise": 300}
     other = {"clusters_by_layer": [19, 21, 22, 24], "n_noise": 300}  # half the numbers moved by about 5 %
-    assert reference.differences({"clusters_by_layer": [18, 20, 22, 24], "n_noise": 320}, expected, other) == []
-    assert reference.differences({"clusters_by_layer": [18, 20, 22, 24], "n_noise": 400}, expected, other) != []
+    assert reference.differences({"clusters_by_layer": [18, 20, 22, 24], "n_noise": 320}, expected, [other]) == []
+    assert reference.differences({"clusters_by_layer": [18, 20, 22, 24], "n_noise": 400}, expected, [other]) != []
 
 
 def test_exact_comparison_allows_nothing():
     assert reference.differences({"r": 0.5}, {"r": 0.5}, exact=True) == []
-    assert reference.differences({"r": 0.5000001}, {"r": 0.5}, {"r": 0.6}, exact=True) != []
+    assert reference.differences({"r": 0.5000001}, {"r": 0.5}, [{"r": 0.6}], exact=True) != []
     assert reference.differences({"v": "peak 0.476"}, {"v": "peak 0.4760001"}, exact=True) != []
 
 
@@ -86,24 +86,24 @@ def test_where_the_two_builds_disagree_in_shape_either_outcome_passes():
     expected = {"verdict": "direction holds (p = 0.04)", "clusters": [3, 4], "go": True}
     other = {"verdict": "not reproduced (p = 0.07)", "clusters": [3, 4, 5], "go": False}
     for actual in (expected, other):
-        assert reference.differences(actual, expected, other) == []
-    assert reference.differences({**expected, "verdict": "reproduced (p = 0.04)"}, expected, other) != []
-    assert reference.differences({**expected, "clusters": [3]}, expected, other) != []
-    assert reference.differences({**expected, "clusters": [3, 9]}, expected, other) != []
+        assert reference.differences(actual, expected, [other]) == []
+    assert reference.differences({**expected, "verdict": "reproduced (p = 0.04)"}, expected, [other]) != []
+    assert reference.differences({**expected, "clusters": [3]}, expected, [other]) != []
+    assert reference.differences({**expected, "clusters": [3, 9]}, expected, [other]) != []
 
 
 def test_numbers_inside_texts_get_their_texts_measured_drift():
     expected, other = {"v": "peak 0.476 at layer 12"}, {"v": "peak 0.480 at layer 12"}
-    assert reference.differences({"v": "peak 0.47 at layer 12"}, expected, other) == []
-    assert reference.differences({"v": "peak 0.50 at layer 12"}, expected, other) != []
-    assert reference.differences({"v": "peak 0.476 at layer 13"}, expected, other) != []  # 12 never moved
-    assert reference.differences({"v": "top 0.476 at layer 12"}, expected, other) != []
+    assert reference.differences({"v": "peak 0.47 at layer 12"}, expected, [other]) == []
+    assert reference.differences({"v": "peak 0.50 at layer 12"}, expected, [other]) != []
+    assert reference.differences({"v": "peak 0.476 at layer 13"}, expected, [other]) != []  # 12 never moved
+    assert reference.differences({"v": "top 0.476 at layer 12"}, expected, [other]) != []
 
 
 def test_structure_and_exact_values_are_checked_with_their_paths():
     expected = {"go": False, "layers": [1, 2], "by": {"a": {"x": 1.0}}, "name": "ci", "none": None}
     actual = {"go": True, "layers": [1], "by": {"a": {}, "b": 2}, "name": "ci", "none": 0.0}
-    assert sorted(reference.differences(actual, expected, expected)) == sorted([
+    assert sorted(reference.differences(actual, expected, [expected])) == sorted([
         "metrics.go: True != False", "metrics.layers: 1 items, the reference has 2", "metrics.by.a.x: missing",
         "metrics.by.b: not in the reference", "metrics.none: 0.0 != None"])
 
@@ -111,11 +111,11 @@ def test_structure_and_exact_values_are_checked_with_their_paths():
 def test_machine_sensitive_lists_families_beyond_a_thousandth_and_shape_disagreements():
     expected = {"cos": [0.5, 0.6], "ari": [0.066, 0.08], "n_clusters": 18, "verdict": "holds", **NOISE}
     other = {"cos": [0.5000002, 0.6], "ari": [0.07, 0.08], "n_clusters": 18, "verdict": "fails", **MOVED}
-    rows = {row["metric"]: row for row in reference.machine_sensitive(expected, other)}
+    rows = {row["metric"]: row for row in reference.machine_sensitive(expected, [other])}
     assert set(rows) == {"ari[]", "verdict"}  # 2e-7 on a cosine is not; an unmoved count is not
     assert rows["ari[]"]["numbers"] == 2 and rows["ari[]"]["largest drift"] == pytest.approx(0.004)
     assert rows["verdict"]["±"] == 'either "holds" or "fails"'
-    assert reference.machine_sensitive(expected, None) == []
+    assert reference.machine_sensitive(expected, []) == []
 
 
 def _write(folder, name, entry):
@@ -123,25 +123,45 @@ def _write(folder, name, entry):
     (folder / f"{name}.json").write_text(json.dumps(entry))
 
 
-def test_save_reference_keeps_both_builds_without_timings_and_the_fingerprint(tmp_path, monkeypatch):
+def test_save_reference_keeps_every_build_without_timings_and_with_its_fingerprint(tmp_path, monkeypatch):
+    from helpers import graph
+
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    monkeypatch.setattr(graph, "source_digests", lambda root, profile: {"02_x": "d1", "03_y": "d1"})
     machine = {"cpu": "x", "torch_capability": "AVX512"}
     _write(tmp_path / "results" / "ci", "02_x", {"chapter": "02_x", "metrics": {"a": 1, "train_seconds": 3.0},
                                                  "meta": {"seconds": 9, "machine": machine}})
+    _write(tmp_path / "results" / "ci", "03_y", {"chapter": "03_y", "metrics": {"b": 1}, "meta": {"machine": machine}})
     with pytest.raises(FileNotFoundError, match="--emulate avx2"):
         reference.save_reference("ci")
-    _write(reference.other_machine_dir() / "results" / "ci", "02_x",
-           {"chapter": "02_x", "metrics": {"a": 2, "train_seconds": 5.0}, "meta": {"machine": {"cpu": "y"}}})
-    [path] = reference.save_reference("ci")
-    assert json.loads(path.read_text()) == {
-        "chapter": "02_x", "machine": machine, "metrics": {"a": 1},
-        "other_machine": {"emulation": "avx2", "machine": {"cpu": "y"}, "metrics": {"a": 2}}}
+    for name, value in (("02_x", 2), ("03_y", 2)):
+        _write(reference.other_machine_dir() / "results" / "ci", name,
+               {"chapter": name, "metrics": {"a": value, "train_seconds": 5.0}, "meta": {"machine": {"cpu": "y"}}})
+    _write(tmp_path / "amd", "02_x", {"chapter": "02_x", "metrics": {"a": 3}, "meta": {"machine": {"cpu": "z"}}})
+    first, second = reference.save_reference("ci", also={"a real EPYC": tmp_path / "amd"})
+    assert json.loads(first.read_text()) == {
+        "chapter": "02_x", "machine": machine, "sources": "d1", "metrics": {"a": 1}, "other_machines": [
+            {"label": "emulated avx2", "emulation": "avx2", "machine": {"cpu": "y"}, "sources": "d1",
+             "metrics": {"a": 2}},
+            {"label": "a real EPYC", "emulation": None, "machine": {"cpu": "z"}, "sources": "d1", "metrics": {"a": 3}}]}
+    assert [o["label"] for o in json.loads(second.read_text())["other_machines"]] == ["emulated avx2"]
+    # the real machine is kept by the next `make reference` while the chapter's sources stay the same …
+    reference.save_reference("ci")
+    assert [o["label"] for o in json.loads(first.read_text())["other_machines"]] == ["emulated avx2", "a real EPYC"]
+    # … and dropped once they change: its numbers no longer describe this code
+    monkeypatch.setattr(graph, "source_digests", lambda root, profile: {"02_x": "d2", "03_y": "d1"})
+    reference.save_reference("ci")
+    assert [o["label"] for o in json.loads(first.read_text())["other_machines"]] == ["emulated avx2"]
+
+
+def _entry(metrics: dict, *others: dict) -> dict:
+    """A reference entry whose other machines (labelled o1, o2, …) built `others`."""
+    return {"metrics": metrics, "other_machines": [{"label": f"o{i + 1}", "metrics": o} for i, o in enumerate(others)]}
 
 
 def test_compare_run_counts_measured_and_exact_differences(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
-    _write(tmp_path / "reference" / "ci", "02_x", {"chapter": "02_x", "metrics": {"a": 0.5, "b": 1.0, **NOISE},
-                                                   "other_machine": {"metrics": {"a": 0.51, "b": 1.0, **MOVED}}})
+    _write(tmp_path / "reference" / "ci", "02_x", _entry({"a": 0.5, "b": 1.0, **NOISE}, {"a": 0.51, "b": 1.0, **MOVED}))
     _write(tmp_path / "reference" / "ci", "03_y", {"chapter": "03_y", "metrics": {}})
     _write(tmp_path / "results" / "ci", "02_x", {"chapter": "02_x", "metrics": {"a": 0.52, "b": 2.0, **NOISE}})
     assert reference.compare_run("ci") == [
@@ -151,28 +171,40 @@ def test_compare_run_counts_measured_and_exact_differences(tmp_path, monkeypatch
          "machine-sensitive metrics": 0}]
 
 
-def _categorical(share: float) -> dict:
-    return {"smollm2-135m-instruct": {"share_intermediate_above_0.5": share}}
+def test_several_other_machines_pool_their_drifts_and_their_outcomes():
+    expected = {"ari": [0.066, 0.08], "verdict": "holds", **NOISE}
+    near, far = {"ari": [0.067, 0.08], "verdict": "holds", **MOVED}, {"ari": [0.074, 0.08], "verdict": "fails", **NOISE}
+    assert reference.drifts(expected, [near, far])["metrics.ari[]"] == pytest.approx(0.008)  # the larger of two
+    assert reference.differences({**expected, "ari": [0.085, 0.08]}, expected, [near, far]) == []
+    assert reference.differences({**expected, "ari": [0.085, 0.08]}, expected, [near]) != []
+    assert reference.differences({**expected, "verdict": "fails"}, expected, [near, far]) == []  # far saw it
+    assert reference.differences({**expected, "verdict": "fails"}, expected, [near]) != []
+    rows = {r["metric"]: r for r in reference.machine_sensitive(expected, [near, far])}
+    assert rows["verdict"]["±"] == 'either "holds" or "fails"'
 
 
-def test_reference_verdicts_pair_both_builds_and_say_where_the_other_was_not_built(tmp_path, monkeypatch):
+def _categorical(cosine: float) -> dict:
+    """Chapter 03 metrics of one model whose virtue-vice cosines are `cosine` at every layer (no null stored)."""
+    return {"smollm2-135m-instruct": {"virtue_vice_cosine": {str(layer): {"care-harm": cosine} for layer in range(5)}}}
+
+
+def test_reference_verdicts_pair_the_builds_and_say_where_no_other_machine_built(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
     assert claims.reference_verdicts("ci") == {}
-    _write(tmp_path / "reference" / "ci", "03_categorical", {"metrics": _categorical(0.3)})
-    assert claims.reference_verdicts("ci")["MI-1"] == ("reproduced", None)  # not measured, not "the same"
-    _write(tmp_path / "reference" / "ci", "03_categorical",
-           {"metrics": _categorical(0.3), "other_machine": {"metrics": _categorical(0.1)}})
+    _write(tmp_path / "reference" / "ci", "03_categorical", {"metrics": _categorical(0.8)})
+    assert claims.reference_verdicts("ci")["MI-1"] == ("reproduced", {})  # not measured, not "the same"
+    _write(tmp_path / "reference" / "ci", "03_categorical", _entry(_categorical(0.8), _categorical(0.1),
+                                                                   _categorical(0.9)))
     both = claims.reference_verdicts("ci")
-    assert both["MI-1"] == ("reproduced", "direction holds")
-    assert both["MI-3"] == ("not testable at this scale", None)  # chapter 04 has no reference here
-    _write(tmp_path / "reference" / "ci", "03_categorical",
-           {"metrics": _categorical(0.3), "other_machine": {"metrics": _categorical(0.4)}})
-    assert claims.reference_verdicts("ci")["MI-1"] == ("reproduced", "reproduced")  # the same verdict: not fragile
+    assert both["MI-1"] == ("reproduced", {"o1": "not reproduced", "o2": "reproduced"})
+    assert both["MI-3"] == ("not testable at this scale", {})  # chapter 04 has no reference here
+    fragile, unmeasured = reference.fragile_and_unmeasured(both)
+    assert list(fragile) == ["MI-1"] and "MI-3" in unmeasured
 
 
 def test_reference_problems_name_the_chapter_the_place_and_a_missing_ledger(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
-    _write(tmp_path / "reference" / "ci", "02_x", {"metrics": {"a": 0.5}, "other_machine": {"metrics": {"a": 0.51}}})
+    _write(tmp_path / "reference" / "ci", "02_x", _entry({"a": 0.5}, {"a": 0.51}))
     build = tmp_path / "elsewhere"
     _write(build, "02_x", {"metrics": {"a": 0.52}})
     assert reference.reference_problems(build, "ci", ["02_x"]) == []
@@ -186,16 +218,20 @@ def test_the_readme_account_names_the_machines_the_sensitive_metrics_and_the_fra
     _write(tmp_path / "reference" / "ci", "02_x", {"metrics": {"a": 1.0}})
     assert "not built on a second machine" in reference.readme_table("ci", {})
     _write(tmp_path / "reference" / "ci", "02_x", {
-        "machine": {"cpu": "Xeon", "torch_capability": "AVX512", "threads": 2},
+        "chapter": "02_x", "machine": {"cpu": "Xeon", "torch_capability": "AVX512", "threads": 2},
         "metrics": {"a": [1.0, 2.0], "b": 5, **NOISE},
-        "other_machine": {"emulation": "avx2", "machine": {"dispatch": {"MKL_CBWR": "AVX2"}},
-                          "metrics": {"a": [1.1, 2.0], "b": 5, **MOVED}}})
-    table = reference.readme_table("ci", {"MI-16": ("direction holds", "not reproduced"), "MI-1": ("reproduced",) * 2})
-    assert "on Xeon (AVX512 kernels, 2 threads)" in table and "`avx2` (MKL_CBWR=AVX2)" in table
+        "other_machines": [{"label": "emulated avx2", "emulation": "avx2",
+                            "machine": {"cpu": "Xeon", "dispatch": {"MKL_CBWR": "AVX2"}},
+                            "metrics": {"a": [1.1, 2.0], "b": 5, **MOVED}}]})
+    table = reference.readme_table("ci", {"MI-16": ("direction holds", {"emulated avx2": "not reproduced"}),
+                                          "MI-1": ("reproduced", {"emulated avx2": "reproduced"})})
+    assert "on Xeon (AVX512 kernels, 2 threads)" in table and "MKL_CBWR=AVX2" in table
+    assert "- `emulated avx2`: Xeon" in table and "chapters 02" in table
     assert "| 02_x | 1 | 2 | 3e-06 × value | `a[]` |" in table  # both values of a; the noise gives q = 1e-6
-    assert "MI-16 (direction holds here, not reproduced there)" in table
-    _write(tmp_path / "reference" / "ci", "03_y", {"metrics": {"a": 1.0}})
-    table = reference.readme_table("ci", {"MI-1": ("reproduced",) * 2, "EG-1": ("direction holds", None)})
+    assert "MI-16 (direction holds here; not reproduced on `emulated avx2`)" in table
+    _write(tmp_path / "reference" / "ci", "03_y", {"chapter": "03_y", "metrics": {"a": 1.0}})
+    table = reference.readme_table("ci", {"MI-1": ("reproduced", {"emulated avx2": "reproduced"}),
+                                          "EG-1": ("direction holds", {})})
     assert "| 03_y | not measured | | | |" in table
     assert "(fragile at this profile's size): none; not measured for EG-1 (their chapters" in table
 
@@ -205,10 +241,8 @@ def test_a_chapter_lists_its_machine_sensitive_metrics_or_says_why_not(tmp_path,
 
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
     assert "not built on a second machine" in report.machine_sensitive("02_x", "ci").data
-    _write(tmp_path / "reference" / "ci", "02_x", {"metrics": {"a": 0.5, **NOISE},
-                                                   "other_machine": {"metrics": {"a": 0.5, **MOVED}}})
+    _write(tmp_path / "reference" / "ci", "02_x", _entry({"a": 0.5, **NOISE}, {"a": 0.5, **MOVED}))
     assert report.machine_sensitive("02_x", "ci").data.startswith("Every number of this chapter held")
-    _write(tmp_path / "reference" / "ci", "02_x", {"metrics": {"a": 0.5, **NOISE},
-                                                   "other_machine": {"metrics": {"a": 0.6, **MOVED}}})
+    _write(tmp_path / "reference" / "ci", "02_x", _entry({"a": 0.5, **NOISE}, {"a": 0.6, **MOVED}))
     table = report.machine_sensitive("02_x", "ci")
     assert list(table.index) == ["a"] and table.loc["a", "largest drift"] == pytest.approx(0.1)

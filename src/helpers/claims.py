@@ -139,7 +139,7 @@ def _shown_control(controls: Mapping[str, Measurement]) -> tuple[str | None, Mea
 
 
 def assess(claim: Claim, metrics: Metrics | None, profile: str,
-           machine: tuple[str, str | None] | None = None) -> dict[str, Any]:
+           machine: tuple[str, dict[str, str]] | None = None) -> dict[str, Any]:
     """One report row: the claim, the paper's value, this run's value, the control beside it, the test against
     chance, the verdict per variant view, the verdict and whether it is fragile (it flips under a variant, or
     between the reference's two machines, `machine`); metrics None: the chapter has not run."""
@@ -158,7 +158,7 @@ def assess(claim: Claim, metrics: Metrics | None, profile: str,
     name, control = _shown_control(controls)
     variants = {label: _variant_verdict(claim, view) for label, view in claim.variants(metrics).items()}
     flips = [label for label, v in variants.items() if v not in (verdict_, NOT_TESTABLE)]
-    on_machine = machine is not None and machine[1] is not None and machine[0] != machine[1]
+    on_machine = machine is not None and any(there != machine[0] for there in machine[1].values())
     fragile_under = (flips + (["another machine"] if on_machine else [])) if verdict_ in POSITIVE else []
     return {**row, "this_value": measurement.value, "rule_verdict": rule_verdict(measurement), "control": name,
             "control_value": None if control is None else control.value,
@@ -824,9 +824,9 @@ CLAIMS: tuple[Claim, ...] = (
 
 
 def report(ledgers: Mapping[str, Metrics | None], profile: str,
-           machines: Mapping[str, tuple[str, str | None]] | None = None) -> list[dict[str, Any]]:
+           machines: Mapping[str, tuple[str, dict[str, str]]] | None = None) -> list[dict[str, Any]]:
     """Every claim assessed against the ledger metrics of its chapter (None or absent: chapter not run); `machines`
-    (`reference_verdicts`) marks a positive verdict that differs between the reference's two builds as fragile."""
+    (`reference_verdicts`) marks a positive verdict that differs between the reference's builds as fragile."""
     return [assess(claim, ledgers.get(claim.chapter), profile, (machines or {}).get(claim.id)) for claim in CLAIMS]
 
 
@@ -839,16 +839,15 @@ def load_ledgers(profile: str) -> dict[str, Metrics | None]:
     return out
 
 
-def reference_verdicts(profile: str) -> dict[str, tuple[str, str | None]]:
-    """Per claim, its verdict on the committed reference build and on the reference's emulated other machine (None
-    where its chapter was not built there); empty without a reference. A claim whose two verdicts differ is
-    machine-sensitive (fragile) at this profile's size."""
-    first, second = reference.builds(profile)
+def reference_verdicts(profile: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """Per claim, its verdict on the committed reference build and on each other machine's build that measured its
+    chapter (none: not measured); empty without a reference. A claim whose verdicts differ is machine-sensitive
+    (fragile) at this profile's size."""
+    first, others = reference.builds(profile)
     if not first:
         return {}
-    there = {row["id"]: row["verdict"]
-             for row in report({chapter: m for chapter, m in second.items() if m is not None}, profile)}
-    return {row["id"]: (row["verdict"], there[row["id"]] if second.get(claim.chapter) is not None else None)
+    there = [(label, {row["id"]: row["verdict"] for row in report(build, profile)}, build) for label, build in others]
+    return {row["id"]: (row["verdict"], {label: v[row["id"]] for label, v, build in there if claim.chapter in build})
             for claim, row in zip(CLAIMS, report(first, profile))}
 
 

@@ -71,20 +71,23 @@ def notebook_code(path: Path) -> str:
     return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 
-def chapter_inputs(root: Path, chapter: str, profile: str) -> list[Path]:
+def chapter_inputs(root: Path, chapter: str, profile: str, rendered: bool = True) -> list[Path]:
     """The files one chapter's execution depends on: its notebook, the helpers it imports (transitively), the
-    profile, the pinned environment and the committed reference it renders (its own file; all for the report)."""
+    profile, the pinned environment and (`rendered`) the committed reference it shows (its own file; all for the
+    report), which changes what a page shows but never a ledger."""
     stem = Path(chapter).name
     notebook = root / f"{chapter}.ipynb"
     reference = root / "reference" / profile
-    rendered = sorted(reference.glob("*.json")) if stem == REPORT else [reference / f"{stem}.json"]
+    shown = sorted(reference.glob("*.json")) if stem == REPORT else [reference / f"{stem}.json"]
     return [notebook, *helper_closure(notebook_code(notebook), root / "src" / "helpers"),
-            root / "params" / f"{profile}.yaml", root / "pyproject.toml", *[p for p in rendered if p.is_file()]]
+            root / "params" / f"{profile}.yaml", root / "pyproject.toml",
+            *[p for p in shown if rendered and p.is_file()]]
 
 
-def digests(root: Path, chapters: list[str], profile: str, environment: Mapping[str, object]) -> dict[str, str]:
-    """Per chapter (in build order), a digest of its input files, the build environment and the digests of the
-    chapters it reads; a chapter missing from READS raises."""
+def digests(root: Path, chapters: list[str], profile: str, environment: Mapping[str, object],
+            rendered: bool = True) -> dict[str, str]:
+    """Per chapter (in build order), a digest of its input files (with the reference it shows if `rendered`), the
+    build environment and the digests of the chapters it reads; a chapter missing from READS raises."""
     env = json.dumps(environment, sort_keys=True, default=str)
     out: dict[str, str] = {}
     for chapter in chapters:
@@ -92,13 +95,23 @@ def digests(root: Path, chapters: list[str], profile: str, environment: Mapping[
         if stem not in READS:
             raise KeyError(f"{chapter}: not in helpers.graph.READS; declare which chapters it reads")
         h = hashlib.sha256(env.encode())
-        for path in chapter_inputs(root, chapter, profile):
+        for path in chapter_inputs(root, chapter, profile, rendered):
             h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
         for upstream in READS[stem]:
             done = next((d for c, d in out.items() if Path(c).name == upstream), None)
             h.update((upstream + (done or "not in this build")).encode())
         out[chapter] = h.hexdigest()
     return out
+
+
+def source_digests(root: Path, profile: str) -> dict[str, str]:
+    """Per chapter stem, a digest of what decides its ledger on a given machine: its sources and those of the
+    chapters it reads, for `profile`, without the machine or the committed reference (two builds with the same
+    source digest computed the same thing, on whatever machine they ran)."""
+    from helpers.book import chapters  # the build order; book imports this module
+
+    found = digests(root, chapters(root), profile, {"profile": profile}, rendered=False)
+    return {Path(chapter).name: digest for chapter, digest in found.items()}
 
 
 def stamp_file(stage: Path, chapter: str) -> Path:

@@ -2,14 +2,15 @@
 against it whose tolerances are measured, not guessed.
 
 `make reference` builds the book twice, once as is and once under an emulated other machine (`helpers.machine`:
-other kernel code paths of ATen, MKL and oneDNN, on fresh caches), and stores both builds' metrics with the first
-build's machine fingerprint. A number is then allowed `tolerance(value, drift, q)`: a small floor (what the 6
-significant digits of the ledger can show, times ten) plus MARGIN times the larger of the largest drift between
-the two builds within its *family* (one metric across layers, models, pooling variants and lexicons) and its
-chapter's relative drift `q` times the value, since one emulated machine is a single sample of how far another CPU
-moves a number. Where the two builds disagree on anything that is not a number (a verdict, a list's length, a
-flag), either build's outcome is accepted and the place is machine-sensitive. `python -m helpers.reference
---profile ci` writes the reference from the two last builds, and the README's account of it.
+other kernel code paths of ATen, MKL and oneDNN, on caches of its own), and stores both builds' metrics with their
+machine fingerprints; builds of the same sources on real other machines can be added beside them (`--also`). A
+number is then allowed `tolerance(value, drift, q)`: a small floor (what the 6 significant digits of the ledger can
+show, times ten) plus MARGIN times the larger of the largest drift between the reference build and any other build
+within its *family* (one metric across layers, models, pooling variants and lexicons) and its chapter's relative
+drift `q` times the value, since a few machines are a small sample of how far another CPU moves a number. Where
+the builds disagree on anything that is not a number (a verdict, a list's length, a flag), any build's outcome is
+accepted and the place is machine-sensitive. `python -m helpers.reference --profile ci` writes the reference from
+the last builds, and the README's account of it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from helpers.models import REGISTRY
 from helpers.paths import atomic_write_text, project_root, replace_between_markers, results_dir
 
 FLOOR_RTOL, FLOOR_ATOL = 1e-4, 1e-6  # the floor: ten times the rounding of a 6-significant-digit ledger
-MARGIN = 3.0  # one emulated machine is one sample of the drift: another CPU may move a number further
-CHAPTER_QUANTILE = 0.9  # a number the emulated machine left alone may move like 9 in 10 of those it moved
+MARGIN = 3.0  # a few machines are a small sample of the drift: another CPU may move a number further
+CHAPTER_QUANTILE = 0.9  # a number the other machines left alone may move like 9 in 10 of those they moved
 CHAOTIC = 0.01  # a chapter relative drift of 1 % or more: HDBSCAN re-draws clusters, an ARI may be undefined
 SENSITIVE_RTOL = 1e-3  # a tolerance beyond 0.1 % of the value: its third significant digit may change elsewhere
 EMULATION = "avx2"  # the emulated machine whose build the reference's spreads come from (`helpers.machine`)
@@ -94,52 +95,55 @@ def _pairs(ref: Any, other: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
         yield path, ref, other
 
 
-def drifts(ref: Any, other: Any | None) -> dict[str, float]:
-    """The largest |reference − other build| of each family of numbers (texts' numbers not included), and under
-    key "" the chapter's relative drift: the CHAPTER_QUANTILE of |r − o| / |r| over its numbers that moved (float
-    noise moves chapter 03's by 1e-5, rank swaps chapter 04's Spearmans by 2e-4, HDBSCAN chapter 05's by 15 %),
-    which any number of the chapter may move by, whether or not it moved on the one emulated machine; in a chaotic
-    chapter (CHAOTIC or more), the largest relative drift of any of its families (drift / largest |value|)."""
+def drifts(ref: Any, others: list[Any]) -> dict[str, float]:
+    """The largest |reference − other build| of each family of numbers over the other builds (texts' numbers not
+    included), and under key "" the chapter's relative drift: the CHAPTER_QUANTILE of |r − o| / |r| over its
+    numbers that moved on some build (float noise moves chapter 03's by 1e-5, rank swaps chapter 04's Spearmans by
+    2e-4, HDBSCAN chapter 05's by 15 %), which any number of the chapter may move by, whether or not it moved on
+    the machines measured; in a chaotic chapter (CHAOTIC or more), the largest relative drift of any of its
+    families (drift / largest |value|)."""
     out: dict[str, float] = {"": 0.0}
-    if other is None:
-        return out
     moved, scale = [], {}
-    for path, r, o in _pairs(ref, other, "metrics"):
-        if _is_number(r) and _is_number(o):
-            name = family(path)
-            out[name] = max(out.get(name, 0.0), abs(r - o))
-            scale[name] = max(scale.get(name, 0.0), abs(r))
-            if r != o and r != 0:
-                moved.append(abs(r - o) / abs(r))
+    for other in others:
+        for path, r, o in _pairs(ref, other, "metrics"):
+            if _is_number(r) and _is_number(o):
+                name = family(path)
+                out[name] = max(out.get(name, 0.0), abs(r - o))
+                scale[name] = max(scale.get(name, 0.0), abs(r))
+                if r != o and r != 0:
+                    moved.append(abs(r - o) / abs(r))
     out[""] = float(np.quantile(moved, CHAPTER_QUANTILE)) if moved else 0.0
     if out[""] >= CHAOTIC:  # clusters re-drawn: any family may move like the one that moved most
         out[""] = max(out[""], *(out[name] / scale[name] for name in scale if scale[name] > 0))
     return out
 
 
-def _text_differs(actual: str, ref: str, other: str | None, exact: bool, chapter_relative: float = 0.0) -> bool:
+def _text_differs(actual: str, ref: str, others: list[str], exact: bool, chapter_relative: float = 0.0) -> bool:
     """Whether a text departs from the reference: same words, and each number within the tolerance its position in
-    this text drifted by (pooled as a relative drift over the text's numbers, at least the chapter's)."""
+    this text drifted by on any other build (pooled as a relative drift over the text's numbers, at least the
+    chapter's)."""
     if exact or _NUMBER.sub("#", actual) != _NUMBER.sub("#", ref):
         return actual != ref
     expected = _numbers(ref)
-    moved = _numbers(other) if other is not None else expected
-    spread = [abs(e - o) for e, o in zip(expected, moved)]
+    moved = [_numbers(other) for other in others]  # the same words: as many numbers, in the same places
+    spread = [max([abs(e - n[i]) for n in moved], default=0.0) for i, e in enumerate(expected)]
     relative = max([s / abs(e) for s, e in zip(spread, expected) if e] + [chapter_relative])
     return any(abs(a - e) > tolerance(e, max(s, relative * abs(e)))
                for a, e, s in zip(_numbers(actual), expected, spread))
 
 
-def differences(actual: Any, expected: Any, other: Any | None = None, exact: bool = False, path: str = "metrics",
-                family_drift: dict[str, float] | None = None) -> list[str]:
-    """Every place where `actual` departs from the reference build `expected`, given the emulated other machine's
-    build `other` (None: none measured, the floor alone): numbers beyond their measured `tolerance` (any difference
-    with `exact`), texts whose words differ or whose numbers go beyond theirs, missing or extra keys, lists of
-    another length; where the two reference builds disagree in shape, matching either one is enough."""
-    drift = drifts(expected, other) if family_drift is None else family_drift
-    if other is not None and not same_shape(expected, other):
+def differences(actual: Any, expected: Any, others: list[Any] | None = None, exact: bool = False,
+                path: str = "metrics", family_drift: dict[str, float] | None = None) -> list[str]:
+    """Every place where `actual` departs from the reference build `expected`, given the other machines' builds
+    `others` (none: the floor alone): numbers beyond their measured `tolerance` (any difference with `exact`),
+    texts whose words differ or whose numbers go beyond theirs, missing or extra keys, lists of another length;
+    where the reference's builds disagree in shape, matching any one of them is enough."""
+    others = others or []
+    drift = drifts(expected, others) if family_drift is None else family_drift
+    disagreeing = [other for other in others if not same_shape(expected, other)]
+    if disagreeing:
         mine = differences(actual, expected, None, exact, path, drift)
-        return mine if mine and differences(actual, other, None, exact, path, drift) else []
+        return mine if mine and all(differences(actual, o, None, exact, path, drift) for o in disagreeing) else []
     if {type(expected), type(actual)} in ({type(None), int}, {type(None), float}) and drift[""] >= CHAOTIC:
         return []  # in a chapter whose numbers move by percents, a value may be undefined on one machine only
     if isinstance(expected, bool) or isinstance(actual, bool) or expected is None or actual is None:
@@ -152,29 +156,26 @@ def differences(actual: Any, expected: Any, other: Any | None = None, exact: boo
         out = [f"{path}.{k}: missing" for k in expected if k not in actual]
         out += [f"{path}.{k}: not in the reference" for k in actual if k not in expected]
         for key in expected.keys() & actual.keys():
-            out += differences(actual[key], expected[key], None if other is None else other[key], exact,
-                               f"{path}.{key}", drift)
+            out += differences(actual[key], expected[key], [o[key] for o in others], exact, f"{path}.{key}", drift)
         return out
     if isinstance(expected, list) and isinstance(actual, list):
         if len(actual) != len(expected):
             return [f"{path}: {len(actual)} items, the reference has {len(expected)}"]
-        others = [None] * len(expected) if other is None else other
-        return [d for i, (a, e, o) in enumerate(zip(actual, expected, others))
-                for d in differences(a, e, o, exact, f"{path}[{i}]", drift)]
+        return [d for i, (a, e) in enumerate(zip(actual, expected))
+                for d in differences(a, e, [o[i] for o in others], exact, f"{path}[{i}]", drift)]
     if isinstance(expected, str) and isinstance(actual, str):
-        differs = _text_differs(actual, expected, other, exact, drift[""])
+        differs = _text_differs(actual, expected, others, exact, drift[""])
         return [f"{path}: {actual!r} != {expected!r}"] if differs else []
     return [] if actual == expected else [f"{path}: {actual!r} != {expected!r}"]
 
 
-def machine_sensitive(expected: Any, other: Any | None) -> list[dict[str, Any]]:
+def machine_sensitive(expected: Any, others: list[Any]) -> list[dict[str, Any]]:
     """One row per family of numbers another machine may not reproduce to three significant digits (its tolerance
-    exceeds SENSITIVE_RTOL of a value), and per place where the two reference builds disagree in shape."""
+    exceeds SENSITIVE_RTOL of a value), and per place where a build of the reference disagrees in shape with the
+    reference build."""
     rows: dict[str, dict[str, Any]] = {}
-    if other is None:
-        return []
-    drift = drifts(expected, other)
-    for path, r, o in _pairs(expected, other, "metrics"):
+    drift = drifts(expected, others)
+    for path, r, o in (pair for other in others for pair in _pairs(expected, other, "metrics")):
         name = family(path)
         if _is_number(r) and _is_number(o):
             allowed = tolerance(r, drift[name], drift[""])
@@ -185,9 +186,10 @@ def machine_sensitive(expected: Any, other: Any | None) -> list[dict[str, Any]]:
                 row["numbers"] += 1
                 row["±"] = max(row["±"], allowed)
                 row["largest relative ±"] = max(row["largest relative ±"], allowed / abs(r) if r else math.inf)
-        elif not same_shape(r, o):
+        elif not same_shape(r, o) and (path not in rows or json.dumps(o)[:60] not in rows[path]["±"]):
+            seen = rows[path]["±"] if path in rows else f"either {json.dumps(r)[:60]}"
             rows[path] = {"metric": path.removeprefix("metrics."), "numbers": None, "largest drift": None,
-                          "±": f"either {json.dumps(r)[:60]} or {json.dumps(o)[:60]}", "largest relative ±": None}
+                          "±": f"{seen} or {json.dumps(o)[:60]}", "largest relative ±": None}
     return list(rows.values())
 
 
@@ -197,23 +199,27 @@ def reference_dir(profile: str) -> Path:
 
 
 def read_reference(chapter: str, profile: str) -> dict[str, Any] | None:
-    """One chapter's committed reference (`metrics`, `machine`, `other_machine`), or None if there is none."""
+    """One chapter's committed reference (`metrics`, `machine`, `other_machines`), or None if there is none."""
     path = reference_dir(profile) / f"{chapter}.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def other_metrics(entry: dict[str, Any]) -> Any | None:
-    """The emulated other machine's metrics stored in a reference entry (None: not measured)."""
-    return (entry.get("other_machine") or {}).get("metrics")
+def other_metrics(entry: dict[str, Any]) -> list[Any]:
+    """The other machines' metrics stored in a reference entry (empty: none measured)."""
+    return [other["metrics"] for other in entry.get("other_machines", [])]
 
 
-def builds(profile: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The reference's two builds as chapter → metrics each: the reference build and the emulated other machine."""
-    first, second = {}, {}
+def builds(profile: str) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """The reference build as chapter → metrics, and each other machine's build as (its label, chapter → metrics of
+    the chapters it measured), in the order the reference lists them."""
+    first: dict[str, Any] = {}
+    others: dict[str, dict[str, Any]] = {}
     for path in sorted(reference_dir(profile).glob("*.json")):
         entry = json.loads(path.read_text())
-        first[path.stem], second[path.stem] = entry["metrics"], other_metrics(entry)
-    return first, second
+        first[path.stem] = entry["metrics"]
+        for other in entry.get("other_machines", []):
+            others.setdefault(other["label"], {})[path.stem] = other["metrics"]
+    return first, list(others.items())
 
 
 def sensitive_in(chapter: str, profile: str) -> list[dict[str, Any]]:
@@ -227,24 +233,38 @@ def other_machine_dir(emulation: str = EMULATION) -> Path:
     return project_root() / "_build" / f"other-machine-{emulation}"
 
 
-def save_reference(profile: str, emulation: str = EMULATION) -> list[Path]:
-    """Write the reference of `profile` from its last build and the last build under emulated machine `emulation`:
-    both builds' comparable metrics and the first build's machine fingerprint, one file per chapter."""
+def save_reference(profile: str, emulation: str = EMULATION, also: dict[str, Path] | None = None) -> list[Path]:
+    """Write the reference of `profile` from its last build, the last build under emulated machine `emulation` and
+    the builds in `also` (label → a `results/<profile>/` folder of these same sources built on another machine, for
+    the chapters it holds): every build's comparable metrics and machine fingerprint, one file per chapter, with the
+    chapter's source digest (`graph.source_digests`). Another machine's build already in the reference is kept
+    where it was made from the same source digest (a real machine measured once stays measured until the chapter
+    changes)."""
+    from helpers import graph  # graph reads the build order from book, which this module's users import
+
     written = []
-    other_dir = other_machine_dir(emulation) / "results" / profile
+    sources = graph.source_digests(project_root(), profile)
+    folders = {f"emulated {emulation}": (emulation, other_machine_dir(emulation) / "results" / profile),
+               **{label: (None, folder) for label, folder in (also or {}).items()}}
     for path in sorted(results_dir(profile).glob("*.json")):
         entry = json.loads(path.read_text())
-        other_path = other_dir / path.name
-        if not other_path.is_file():
-            raise FileNotFoundError(f"{other_path}: the build under emulated machine {emulation} has no ledger for "
-                                    f"{entry['chapter']}; run `python -m helpers.book --profile {profile} "
-                                    f"--emulate {emulation}` first")
-        other = json.loads(other_path.read_text())
+        if not (folders[f"emulated {emulation}"][1] / path.name).is_file():
+            raise FileNotFoundError(f"{folders[f'emulated {emulation}'][1] / path.name}: the build under emulated "
+                                    f"machine {emulation} has no ledger for {entry['chapter']}; run `python -m "
+                                    f"helpers.book --profile {profile} --emulate {emulation}` first")
+        digest = sources.get(path.stem)
+        others = []
+        for label, (emulated, folder) in folders.items():
+            if (folder / path.name).is_file():
+                other = json.loads((folder / path.name).read_text())
+                others.append({"label": label, "emulation": emulated, "machine": other["meta"].get("machine"),
+                               "sources": digest, "metrics": comparable_metrics(other)})
+        kept = [o for o in (read_reference(path.stem, profile) or {}).get("other_machines", [])
+                if digest is not None and o.get("sources") == digest and o["label"] not in folders]
         target = reference_dir(profile) / path.name
-        atomic_write_text(target, json.dumps({
-            "chapter": entry["chapter"], "machine": entry["meta"].get("machine"), "metrics": comparable_metrics(entry),
-            "other_machine": {"emulation": emulation, "machine": other["meta"].get("machine"),
-                              "metrics": comparable_metrics(other)}}, indent=1) + "\n")
+        atomic_write_text(target, json.dumps({"chapter": entry["chapter"], "machine": entry["meta"].get("machine"),
+                                              "sources": digest, "metrics": comparable_metrics(entry),
+                                              "other_machines": others + kept}, indent=1) + "\n")
         written.append(target)
     if not written:
         raise FileNotFoundError(f"{results_dir(profile)}: no ledger to take as reference; run `make book` first")
@@ -257,14 +277,14 @@ def compare_run(profile: str) -> list[dict[str, Any]]:
     rows = []
     for path in sorted(reference_dir(profile).glob("*.json")):
         committed = json.loads(path.read_text())
-        expected, other = committed["metrics"], other_metrics(committed)
+        expected, others = committed["metrics"], other_metrics(committed)
         entry = ledger.read(path.stem, profile)
         actual = None if entry is None else comparable_metrics(entry)
         rows.append({"chapter": path.stem,
                      "differences beyond tolerance": None if actual is None else len(
-                         differences(actual, expected, other)),
+                         differences(actual, expected, others)),
                      "differences at all": None if actual is None else len(differences(actual, expected, exact=True)),
-                     "machine-sensitive metrics": len(machine_sensitive(expected, other))})
+                     "machine-sensitive metrics": len(machine_sensitive(expected, others))})
     return rows
 
 
@@ -282,56 +302,85 @@ def reference_problems(folder: Path, profile: str, chapters: list[str]) -> list[
     return problems
 
 
-def fragile_and_unmeasured(verdicts: dict[str, tuple[str, str | None]]) -> tuple[dict[str, tuple[str, str]],
-                                                                                list[str]]:
-    """Of the claims' verdicts on both builds (id → the reference build's, the other machine's or None): those that
-    differ (fragile), and those whose chapter was not built on the other machine."""
-    fragile = {claim: pair for claim, pair in verdicts.items() if pair[1] is not None and pair[0] != pair[1]}
-    return fragile, [claim for claim, (_, there) in verdicts.items() if there is None]
+Verdicts = dict[str, tuple[str, dict[str, str]]]  # claim id → (reference build's verdict, other machine → its verdict)
 
 
-def readme_table(profile: str, verdicts: dict[str, tuple[str, str | None]]) -> str:
-    """The README's account of the committed reference: the two machines, per chapter the metrics another machine
-    may not reproduce to three significant digits, and the claims whose `verdicts` (id → the reference build's, the
-    other machine's or None) differ."""
+def fragile_and_unmeasured(verdicts: Verdicts) -> tuple[Verdicts, list[str]]:
+    """Of the claims' verdicts on the reference's builds (id → the reference build's, and those of the other
+    machines that built its chapter): those that differ somewhere (fragile), and those no other machine measured."""
+    fragile = {claim: pair for claim, pair in verdicts.items() if any(t != pair[0] for t in pair[1].values())}
+    return fragile, [claim for claim, (_, there) in verdicts.items() if not there]
+
+
+def describe_machine(fingerprint: dict[str, Any] | None) -> str:
+    """'CPU (capability kernels, n threads[, dispatch])' for a README line."""
+    fp = fingerprint or {}
+    dispatch = ", ".join(f"{k}={v}" for k, v in fp.get("dispatch", {}).items())
+    return (f"{fp.get('cpu')} ({fp.get('torch_capability')} kernels, {fp.get('threads')} threads"
+            + (f", {dispatch}" if dispatch else "") + ")")
+
+
+def readme_table(profile: str, verdicts: Verdicts) -> str:
+    """The README's account of the committed reference: its machines, per chapter the metrics another machine may
+    not reproduce to three significant digits, and the claims whose `verdicts` (id → the reference build's, the
+    other machines') differ."""
     entries = {path.stem: json.loads(path.read_text()) for path in sorted(reference_dir(profile).glob("*.json"))}
-    measured = [e for e in entries.values() if other_metrics(e) is not None]
-    if not measured:
+    machines: dict[str, dict[str, Any]] = {}
+    for entry in entries.values():
+        for other in entry.get("other_machines", []):
+            machines.setdefault(other["label"], {"machine": other.get("machine"), "chapters": []})
+            machines[other["label"]]["chapters"].append(entry.get("chapter", ""))
+    if not machines:
         return f"The `{profile}` reference was not built on a second machine: nothing is measured.\n"
-    mine, theirs = measured[0].get("machine") or {}, measured[0]["other_machine"].get("machine") or {}
-    dispatch = ", ".join(f"{k}={v}" for k, v in theirs.get("dispatch", {}).items())
-    lines = [f"`make reference` built the `{profile}` book on {mine.get('cpu')} ({mine.get('torch_capability')} "
-             f"kernels, {mine.get('threads')} threads) and again under emulated machine "
-             f"`{measured[0]['other_machine']['emulation']}` ({dispatch}). Per chapter, the metrics whose band "
-             "(the drift seen there, times three) exceeds 0.1 % of a value:", "",
-             "| chapter | machine-sensitive metrics | numbers | band on any number (3q) | for example |",
-             "|---|---|---|---|---|"]
+    first = next(iter(entries.values())).get("machine")
+    lines = [f"`make reference` built the `{profile}` book on {describe_machine(first)}; the same sources were also "
+             "built on:", ""]
+    for label, seen in machines.items():
+        span = f"{seen['chapters'][0][:2]}–{seen['chapters'][-1][:2]}" if len(seen["chapters"]) > 1 else \
+            seen["chapters"][0][:2]
+        lines.append(f"- `{label}`: {describe_machine(seen['machine'])}, chapters {span}")
+    lines += ["", "Per chapter, the metrics whose band (the largest drift seen on those machines, times three) exceeds "
+              "0.1 % of a value:", "",
+              "| chapter | machine-sensitive metrics | numbers | band on any number (3q) | for example |",
+              "|---|---|---|---|---|"]
     for chapter, entry in entries.items():
-        if other_metrics(entry) is None:
+        others = other_metrics(entry)
+        if not others:
             lines.append(f"| {chapter} | not measured | | | |")
             continue
-        rows = machine_sensitive(entry["metrics"], other_metrics(entry))
+        rows = machine_sensitive(entry["metrics"], others)
         numeric = [r for r in rows if r["numbers"] is not None]
-        chapter_band = MARGIN * drifts(entry["metrics"], other_metrics(entry))[""]
+        chapter_band = MARGIN * drifts(entry["metrics"], others)[""]
         lines.append(f"| {chapter} | {len(rows)} | {sum(r['numbers'] for r in numeric)} | {chapter_band:.2g} × value | "
                      + ", ".join(f"`{r['metric']}`" for r in rows[:3]) + (" …" if len(rows) > 3 else "") + " |")
     flips, unmeasured = fragile_and_unmeasured(verdicts)
-    lines += ["", "Verdicts of chapter 14 that differ between the two builds (fragile at this profile's size): "
-              + ("; ".join(f"{claim} ({a} here, {b} there)" for claim, (a, b) in flips.items()) or "none")
-              + (f"; not measured for {', '.join(unmeasured)} (their chapters were not built there)." if unmeasured
-                 else ".")]
+    lines += ["", "Verdicts of chapter 14 that differ between the builds (fragile at this profile's size): "
+              + ("; ".join(f"{claim} ({here} here; " + ", ".join(f"{v} on `{label}`" for label, v in there.items()
+                                                                 if v != here) + ")"
+                           for claim, (here, there) in flips.items()) or "none")
+              + (f"; not measured for {', '.join(unmeasured)} (their chapters were not built elsewhere)."
+                 if unmeasured else ".")]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    """Command line: rewrite the reference ledger of a profile from its last two builds, and the README's account."""
+    """Command line: rewrite the reference ledger of a profile from its last builds, and the README's account."""
     from helpers import claims  # claims reads the reference: imported here, not at the top
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="ci")
     parser.add_argument("--emulation", default=EMULATION, help="the emulated machine of the second build")
+    parser.add_argument("--also", action="append", default=[], metavar="LABEL=FOLDER",
+                        help="also store the ledgers in FOLDER (results/<profile>/ of a build of the same sources on "
+                             "another machine) under LABEL; repeatable")
     args = parser.parse_args()
-    for path in save_reference(args.profile, args.emulation):
+    also = {}
+    for item in args.also:
+        label, sep, folder = item.partition("=")
+        if not sep or not Path(folder).is_dir():
+            parser.error(f"--also {item!r}: expected LABEL=FOLDER with an existing folder of ledgers")
+        also[label] = Path(folder)
+    for path in save_reference(args.profile, args.emulation, also):
         print(path)
     if args.profile == "ci":
         readme = project_root() / "README.md"

@@ -66,12 +66,12 @@ def parse_comparison_key(key: str) -> dict[str, str]:
 
 def machine_sensitive(chapter: str, profile: str) -> pd.DataFrame | Markdown:
     """The metrics of a chapter that another machine may not reproduce to three significant digits (value ± the
-    band its test allows), from the committed reference's two builds; a sentence where there are none to show."""
+    band its test allows), from the committed reference's builds; a sentence where there are none to show."""
     entry = reference.read_reference(chapter, profile)
-    if entry is None or reference.other_metrics(entry) is None:
+    if entry is None or not reference.other_metrics(entry):
         return Markdown(f"The reference of profile `{profile}` was not built on a second machine: how far another "
                         "machine moves this chapter's numbers is not measured.")
     rows = reference.sensitive_in(chapter, profile)
     if not rows:
-        return Markdown("Every number of this chapter held to three significant digits on the emulated other machine.")
+        return Markdown("Every number of this chapter held to three significant digits on the other machines.")
     return pd.DataFrame(rows).set_index("metric")

@@ -175,7 +175,7 @@ def test_internal_links_and_anchors_resolve(html):
 
 def test_a_fresh_run_matches_the_committed_reference(root, profile):
     """The ledger of this build against `reference/<profile>/` (regenerated deliberately by `make reference`),
-    each number within the tolerance measured between the reference's two builds (`helpers.reference`)."""
+    each number within the tolerance measured between the reference's builds (`helpers.reference`)."""
     from helpers import reference
 
     expected_dir = root / "reference" / profile
