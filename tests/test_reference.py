@@ -125,6 +125,7 @@ def _write(folder, name, entry):
 
 def test_save_reference_keeps_every_build_without_timings_and_with_its_fingerprint(tmp_path, monkeypatch):
     from helpers import graph
+    from helpers.machine import emulation_env as machine_env
 
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
     monkeypatch.setattr(graph, "source_digests", lambda root, profile: {"02_x": "d1", "03_y": "d1"})
@@ -134,14 +135,15 @@ def test_save_reference_keeps_every_build_without_timings_and_with_its_fingerpri
     _write(tmp_path / "results" / "ci", "03_y", {"chapter": "03_y", "metrics": {"b": 1}, "meta": {"machine": machine}})
     with pytest.raises(FileNotFoundError, match="--emulate avx2"):
         reference.save_reference("ci")
+    emulated = {"cpu": "x", "dispatch": machine_env("avx2")}
     for name, value in (("02_x", 2), ("03_y", 2)):
         _write(reference.other_machine_dir() / "results" / "ci", name,
-               {"chapter": name, "metrics": {"a": value, "train_seconds": 5.0}, "meta": {"machine": {"cpu": "y"}}})
+               {"chapter": name, "metrics": {"a": value, "train_seconds": 5.0}, "meta": {"machine": emulated}})
     _write(tmp_path / "amd", "02_x", {"chapter": "02_x", "metrics": {"a": 3}, "meta": {"machine": {"cpu": "z"}}})
     first, second = reference.save_reference("ci", also={"a real EPYC": tmp_path / "amd"})
     assert json.loads(first.read_text()) == {
         "chapter": "02_x", "machine": machine, "sources": "d1", "metrics": {"a": 1}, "other_machines": [
-            {"label": "emulated avx2", "emulation": "avx2", "machine": {"cpu": "y"}, "sources": "d1",
+            {"label": "emulated avx2", "emulation": "avx2", "machine": emulated, "sources": "d1",
              "metrics": {"a": 2}},
             {"label": "a real EPYC", "emulation": None, "machine": {"cpu": "z"}, "sources": "d1", "metrics": {"a": 3}}]}
     assert [o["label"] for o in json.loads(second.read_text())["other_machines"]] == ["emulated avx2"]
@@ -152,6 +154,12 @@ def test_save_reference_keeps_every_build_without_timings_and_with_its_fingerpri
     monkeypatch.setattr(graph, "source_digests", lambda root, profile: {"02_x": "d2", "03_y": "d1"})
     reference.save_reference("ci")
     assert [o["label"] for o in json.loads(first.read_text())["other_machines"]] == ["emulated avx2"]
+    # the reference build may be another folder's, with no emulated build beside it
+    reference.save_reference("ci", emulation=None, also={"this one": tmp_path / "results" / "ci"},
+                             build=tmp_path / "amd")
+    entry = json.loads(first.read_text())
+    assert entry["metrics"] == {"a": 3} and [(o["label"], o["emulation"]) for o in entry["other_machines"]] == [
+        ("this one", None), ("emulated avx2", "avx2")]  # the emulated build of the same sources is kept
 
 
 def _entry(metrics: dict, *others: dict) -> dict:

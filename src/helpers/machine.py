@@ -38,6 +38,12 @@ def emulation_env(name: str) -> dict[str, str]:
     return dict(EMULATIONS[name])
 
 
+def emulation_of(fingerprint: dict[str, Any] | None) -> str | None:
+    """The emulated machine whose dispatch variables a fingerprint recorded (None: native dispatch, or unknown)."""
+    dispatch = (fingerprint or {}).get("dispatch") or {}
+    return next((name for name, env in EMULATIONS.items() if dict(env) == dispatch), None)
+
+
 def thread_env(threads: int | None) -> dict[str, str]:
     """Environment variables fixing the CPU threads of OpenMP, MKL and OpenBLAS (none: the machine's default)."""
     return {} if threads is None else {name: str(threads) for name in THREAD_VARIABLES}

@@ -233,31 +233,35 @@ def other_machine_dir(emulation: str = EMULATION) -> Path:
     return project_root() / "_build" / f"other-machine-{emulation}"
 
 
-def save_reference(profile: str, emulation: str = EMULATION, also: dict[str, Path] | None = None) -> list[Path]:
-    """Write the reference of `profile` from its last build, the last build under emulated machine `emulation` and
-    the builds in `also` (label → a `results/<profile>/` folder of these same sources built on another machine, for
-    the chapters it holds): every build's comparable metrics and machine fingerprint, one file per chapter, with the
-    chapter's source digest (`graph.source_digests`). Another machine's build already in the reference is kept
-    where it was made from the same source digest (a real machine measured once stays measured until the chapter
-    changes)."""
+def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[str, Path] | None = None,
+                   build: Path | None = None) -> list[Path]:
+    """Write the reference of `profile` from the ledgers of its reference build (`build`, a `results/<profile>/`
+    folder; default: this checkout's last `make book`), the last build under emulated machine `emulation` (None:
+    none) and the builds in `also` (label → a `results/<profile>/` folder of these same sources built on another
+    machine, for the chapters it holds): every build's comparable metrics and machine fingerprint, one file per
+    chapter, with the chapter's source digest (`graph.source_digests`). Another machine's build already in the
+    reference is kept where it was made from the same source digest (a real machine measured once stays measured
+    until the chapter changes)."""
     from helpers import graph  # graph reads the build order from book, which this module's users import
+    from helpers.machine import emulation_of
 
     written = []
     sources = graph.source_digests(project_root(), profile)
-    folders = {f"emulated {emulation}": (emulation, other_machine_dir(emulation) / "results" / profile),
-               **{label: (None, folder) for label, folder in (also or {}).items()}}
-    for path in sorted(results_dir(profile).glob("*.json")):
+    folders = {**({f"emulated {emulation}": other_machine_dir(emulation) / "results" / profile} if emulation else {}),
+               **(also or {})}
+    for path in sorted((build or results_dir(profile)).glob("*.json")):
         entry = json.loads(path.read_text())
-        if not (folders[f"emulated {emulation}"][1] / path.name).is_file():
-            raise FileNotFoundError(f"{folders[f'emulated {emulation}'][1] / path.name}: the build under emulated "
+        if emulation and not (folders[f"emulated {emulation}"] / path.name).is_file():
+            raise FileNotFoundError(f"{folders[f'emulated {emulation}'] / path.name}: the build under emulated "
                                     f"machine {emulation} has no ledger for {entry['chapter']}; run `python -m "
                                     f"helpers.book --profile {profile} --emulate {emulation}` first")
         digest = sources.get(path.stem)
         others = []
-        for label, (emulated, folder) in folders.items():
+        for label, folder in folders.items():
             if (folder / path.name).is_file():
                 other = json.loads((folder / path.name).read_text())
-                others.append({"label": label, "emulation": emulated, "machine": other["meta"].get("machine"),
+                fingerprint = other["meta"].get("machine")
+                others.append({"label": label, "emulation": emulation_of(fingerprint), "machine": fingerprint,
                                "sources": digest, "metrics": comparable_metrics(other)})
         kept = [o for o in (read_reference(path.stem, profile) or {}).get("other_machines", [])
                 if digest is not None and o.get("sources") == digest and o["label"] not in folders]
@@ -267,7 +271,8 @@ def save_reference(profile: str, emulation: str = EMULATION, also: dict[str, Pat
                                               "other_machines": others + kept}, indent=1) + "\n")
         written.append(target)
     if not written:
-        raise FileNotFoundError(f"{results_dir(profile)}: no ledger to take as reference; run `make book` first")
+        raise FileNotFoundError(f"{build or results_dir(profile)}: no ledger to take as reference; run `make book` "
+                                "first")
     return written
 
 
@@ -369,7 +374,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="ci")
-    parser.add_argument("--emulation", default=EMULATION, help="the emulated machine of the second build")
+    parser.add_argument("--emulation", default=EMULATION,
+                        help="the emulated machine of the second build ('none': no emulated build)")
+    parser.add_argument("--build", type=Path, help="the reference build's ledgers (default: the last make book)")
     parser.add_argument("--also", action="append", default=[], metavar="LABEL=FOLDER",
                         help="also store the ledgers in FOLDER (results/<profile>/ of a build of the same sources on "
                              "another machine) under LABEL; repeatable")
@@ -380,7 +387,8 @@ def main() -> None:
         if not sep or not Path(folder).is_dir():
             parser.error(f"--also {item!r}: expected LABEL=FOLDER with an existing folder of ledgers")
         also[label] = Path(folder)
-    for path in save_reference(args.profile, args.emulation, also):
+    emulation = None if args.emulation == "none" else args.emulation
+    for path in save_reference(args.profile, emulation, also, args.build):
         print(path)
     if args.profile == "ci":
         readme = project_root() / "README.md"
