@@ -142,7 +142,8 @@ def test_save_reference_keeps_every_build_without_timings_and_with_its_fingerpri
     _write(tmp_path / "amd", "02_x", {"chapter": "02_x", "metrics": {"a": 3}, "meta": {"machine": {"cpu": "z"}}})
     first, second = reference.save_reference("ci", also={"a real EPYC": tmp_path / "amd"})
     assert json.loads(first.read_text()) == {
-        "chapter": "02_x", "machine": machine, "sources": "d1", "metrics": {"a": 1}, "other_machines": [
+        "chapter": "02_x", "label": "x, native", "machine": machine, "sources": "d1", "metrics": {"a": 1},
+        "other_machines": [
             {"label": "emulated avx2", "emulation": "avx2", "machine": emulated, "sources": "d1",
              "metrics": {"a": 2}},
             {"label": "a real EPYC", "emulation": None, "machine": {"cpu": "z"}, "sources": "d1", "metrics": {"a": 3}}]}
@@ -154,12 +155,13 @@ def test_save_reference_keeps_every_build_without_timings_and_with_its_fingerpri
     monkeypatch.setattr(graph, "source_digests", lambda root, profile: {"02_x": "d2", "03_y": "d1"})
     reference.save_reference("ci")
     assert [o["label"] for o in json.loads(first.read_text())["other_machines"]] == ["emulated avx2"]
-    # the reference build may be another folder's, with no emulated build beside it
-    reference.save_reference("ci", emulation=None, also={"this one": tmp_path / "results" / "ci"},
-                             build=tmp_path / "amd")
+    # the reference build may be another folder's, with no emulated build beside it: the builds already in the
+    # reference from the same sources, its former reference build included, stay as other machines
+    reference.save_reference("ci", emulation=None, build=tmp_path / "amd")
     entry = json.loads(first.read_text())
-    assert entry["metrics"] == {"a": 3} and [(o["label"], o["emulation"]) for o in entry["other_machines"]] == [
-        ("this one", None), ("emulated avx2", "avx2")]  # the emulated build of the same sources is kept
+    assert entry["metrics"] == {"a": 3} and entry["label"] == "z, native"
+    assert [(o["label"], o["emulation"], o["metrics"]) for o in entry["other_machines"]] == [
+        ("x, native", None, {"a": 1}), ("emulated avx2", "avx2", {"a": 2})]
 
 
 def _entry(metrics: dict, *others: dict) -> dict:

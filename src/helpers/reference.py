@@ -233,15 +233,24 @@ def other_machine_dir(emulation: str = EMULATION) -> Path:
     return project_root() / "_build" / f"other-machine-{emulation}"
 
 
+def machine_label(fingerprint: dict[str, Any] | None) -> str:
+    """A build's name in the reference: its CPU and whether its dispatch was native or an emulated machine's."""
+    from helpers.machine import emulation_of
+
+    fp = fingerprint or {}
+    name = emulation_of(fp)
+    return f"{fp.get('cpu', 'unknown CPU')}, " + (f"emulated {name}" if name else "native")
+
+
 def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[str, Path] | None = None,
                    build: Path | None = None) -> list[Path]:
     """Write the reference of `profile` from the ledgers of its reference build (`build`, a `results/<profile>/`
     folder; default: this checkout's last `make book`), the last build under emulated machine `emulation` (None:
     none) and the builds in `also` (label → a `results/<profile>/` folder of these same sources built on another
     machine, for the chapters it holds): every build's comparable metrics and machine fingerprint, one file per
-    chapter, with the chapter's source digest (`graph.source_digests`). Another machine's build already in the
-    reference is kept where it was made from the same source digest (a real machine measured once stays measured
-    until the chapter changes)."""
+    chapter, with the chapter's source digest (`graph.source_digests`). Every build already in the reference,
+    its reference build included, is kept as another machine's where it was made from the same source digest and
+    no new build takes its label (a real machine measured once stays measured until the chapter changes)."""
     from helpers import graph  # graph reads the build order from book, which this module's users import
     from helpers.machine import emulation_of
 
@@ -263,12 +272,18 @@ def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[s
                 fingerprint = other["meta"].get("machine")
                 others.append({"label": label, "emulation": emulation_of(fingerprint), "machine": fingerprint,
                                "sources": digest, "metrics": comparable_metrics(other)})
-        kept = [o for o in (read_reference(path.stem, profile) or {}).get("other_machines", [])
-                if digest is not None and o.get("sources") == digest and o["label"] not in folders]
+        fingerprint = entry["meta"].get("machine")
+        previous = read_reference(path.stem, profile) or {}
+        earlier = [{"label": machine_label(previous.get("machine")), "emulation": None,
+                    **{k: previous.get(k) for k in ("machine", "sources", "metrics")}}] if previous else []
+        taken = {*folders, machine_label(fingerprint)}
+        kept = [o for o in earlier + previous.get("other_machines", [])
+                if digest is not None and o.get("sources") == digest and o["label"] not in taken]
         target = reference_dir(profile) / path.name
-        atomic_write_text(target, json.dumps({"chapter": entry["chapter"], "machine": entry["meta"].get("machine"),
-                                              "sources": digest, "metrics": comparable_metrics(entry),
-                                              "other_machines": others + kept}, indent=1) + "\n")
+        atomic_write_text(target, json.dumps({"chapter": entry["chapter"], "label": machine_label(fingerprint),
+                                              "machine": fingerprint, "sources": digest,
+                                              "metrics": comparable_metrics(entry), "other_machines": others + kept},
+                                             indent=1) + "\n")
         written.append(target)
     if not written:
         raise FileNotFoundError(f"{build or results_dir(profile)}: no ledger to take as reference; run `make book` "
