@@ -120,6 +120,7 @@ def test_every_chapter_of_the_book_declares_what_it_reads_and_reads_only_earlier
 
 def test_imports_are_read_from_code_not_from_prose(book: Path) -> None:
     package = book / "src" / "helpers"
-    source = "from helpers import paths as p, activations\nimport helpers.data\nfrom helpers.nope import x\n"
+    source = ("from helpers import paths as p, activations\nimport helpers.data\nfrom helpers.nope import x\n"
+              "def main():\n    from helpers import claims\n")  # a command line's imports are not a chapter's
     assert graph.imported_helpers(source, package) == {"paths", "activations", "data"}
     assert graph.notebook_code(book / "notebooks" / "01_moral_vectors.ipynb") == "from helpers import paths"

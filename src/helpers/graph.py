@@ -32,10 +32,22 @@ READS: dict[str, tuple[str, ...]] = {
 REPORT = "14_report"  # the chapter that renders the whole committed reference, not only its own file
 
 
+def _nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of a module except the bodies of its command-line entry point `main`, which no chapter runs."""
+    out, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        if not (isinstance(node, ast.FunctionDef) and node.name == "main"):
+            todo.extend(ast.iter_child_nodes(node))
+    return out
+
+
 def imported_helpers(source: str, package: Path) -> set[str]:
-    """The `helpers` modules (or subpackages) a Python source imports directly, as names under `package`."""
+    """The `helpers` modules (or subpackages) a Python source imports directly (anywhere but in `main`), as names
+    under `package`."""
     names = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in _nodes(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and node.module == "helpers":
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("helpers."):
