@@ -37,7 +37,7 @@ def test_an_emulated_machine_rounds_float32_differently():
                                  text=True, check=True).stdout
             for name, env in (("native", {}), *((n, machine.emulation_env(n)) for n in machine.EMULATIONS))}
     assert runs["avx2"] != runs["native"], runs
-    if "AMD" in machine.fingerprint()["cpu"]:  # MKL already takes its AVX2 paths here: `epyc` is this machine
+    if machine.check_emulation() == "avx2":  # MKL already takes its AVX2 paths here: `epyc` is this machine
         assert runs["epyc"] == runs["native"], runs
     else:  # three machines, three roundings of the same layer
         assert len(set(runs.values())) == len(runs), runs
@@ -75,3 +75,8 @@ def test_a_run_elsewhere_keeps_its_caches_and_ledgers_apart(tmp_path, monkeypatc
     assert paths.results_dir("ci") == tmp_path / "_build" / "other-machine-avx2" / "results" / "ci"
     assert paths.cache_dir("models") == tmp_path / "_build" / "other-machine-avx2" / "cache" / "models"
     assert paths.project_root() == tmp_path  # notebooks, params and the reference still come from the book
+
+
+def test_the_check_runs_on_a_dispatch_that_differs_from_the_machine_it_runs_on():
+    assert machine.check_emulation("Intel(R) Xeon(R) Processor") == "epyc"  # an AMD EPYC's rounding
+    assert machine.check_emulation("AMD EPYC 9R14") == "avx2"  # there `epyc` is the native dispatch

@@ -27,6 +27,8 @@ EMULATIONS: dict[str, dict[str, str]] = {
     # MKL_CBWR=COMPATIBLE, would be another, but runs chapter 02 five to eight times slower.)
     "epyc": {"MKL_CBWR": "AVX2"},
 }
+# Vendors whose CPUs MKL already runs on its AVX2 paths: there `epyc` is the native dispatch, not another machine.
+MKL_AVX2_VENDORS = ("AMD",)
 DISPATCH_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -59,6 +61,13 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def check_emulation(cpu: str | None = None) -> str:
+    """The emulated machine `make test` checks the diagnosis chapters on: `epyc` (an AMD EPYC's rounding) on an
+    Intel CPU; `avx2` on a CPU where `epyc` would be the native dispatch itself."""
+    cpu = _cpu_model() if cpu is None else cpu
+    return "avx2" if any(vendor in cpu for vendor in MKL_AVX2_VENDORS) else "epyc"
+
+
 def fingerprint() -> dict[str, Any]:
     """What decides the rounding of this process's numbers: CPU model, the kernel capability torch dispatches to,
     torch and numpy versions, a digest of torch's build configuration (BLAS, oneDNN), the thread count and the
@@ -82,3 +91,7 @@ def fingerprint_differences(this: dict[str, Any] | None, other: dict[str, Any] |
                 + ("" if other else " for the reference")]
     return [f"{key}: {this.get(key)!r} vs {other.get(key)!r}" for key in sorted(this.keys() | other.keys())
             if this.get(key) != other.get(key)]
+
+
+if __name__ == "__main__":  # `python -m helpers.machine`: the emulation `make test` checks on (no torch needed)
+    print(check_emulation())
