@@ -17,8 +17,9 @@
 # # 14. Reproducibility report: what held up, and on which models
 #
 # **The question.** After thirteen chapters, which of the three papers' claims does this run reproduce, which only
-# point the same way, which fail, and which cannot be tested at this scale? A reader comparing a re-run with the
-# book, or the book with the papers, needs one page that answers this without anybody typing a verdict by hand.
+# point the same way, which would an untrained network, a control condition or noise produce just as well, which
+# fail, and which cannot be tested at this scale? A reader comparing a re-run with the book, or the book with the
+# papers, needs one page that answers this without anybody typing a verdict by hand.
 #
 # **Method.** Every row below is one claim of the papers (moral indifference: spec §3.5, §4–§6; harmful-generation
 # weights: companion spec §2; emergent-misalignment geometry: companion spec §2). For each claim,
