@@ -116,6 +116,8 @@ def test_machine_sensitive_lists_families_beyond_a_thousandth_and_shape_disagree
     assert rows["ari[]"]["numbers"] == 2 and rows["ari[]"]["largest drift"] == pytest.approx(0.004)
     assert rows["verdict"]["±"] == 'either "holds" or "fails"'
     assert reference.machine_sensitive(expected, []) == []
+    chaotic = reference.machine_sensitive({"ari": [0.02, 0.2], "n_prompts": 63}, [{"ari": [0.03, 0.2], "n_prompts": 63}])
+    assert [r["metric"] for r in chaotic] == ["ari[]"]  # a count no machine moved is tested, not listed
 
 
 def _write(folder, name, entry):
