@@ -240,6 +240,9 @@ def test_the_readme_account_names_the_machines_the_sensitive_metrics_and_the_fra
     assert "on Xeon (AVX512 kernels, 2 threads)" in table and "MKL_CBWR=AVX2" in table
     assert "- `emulated avx2`: Xeon" in table and "chapters 02" in table
     assert "| 02_x | 1 | 2 | 3e-06 × value | `a[]` |" in table  # both values of a; the noise gives q = 1e-6
+    _write(tmp_path / "reference" / "ci", "04_z", {"chapter": "04_z", "metrics": {"judge | layer 12": 1.0},
+                                                   "other_machines": [{"label": "o1", "metrics": {"judge | layer 12": 2.0}}]})
+    assert "`judge \\| layer 12`" in reference.readme_table("ci", {})  # a pipe in a key does not split the row
     assert "MI-16 (direction holds here; not reproduced on `emulated avx2`)" in table
     _write(tmp_path / "reference" / "ci", "03_y", {"chapter": "03_y", "metrics": {"a": 1.0}})
     table = reference.readme_table("ci", {"MI-1": ("reproduced", {"emulated avx2": "reproduced"}),

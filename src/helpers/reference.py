@@ -372,7 +372,8 @@ def readme_table(profile: str, verdicts: Verdicts) -> str:
         numeric = [r for r in rows if r["numbers"] is not None]
         chapter_band = MARGIN * drifts(entry["metrics"], others)[""]
         lines.append(f"| {chapter} | {len(rows)} | {sum(r['numbers'] for r in numeric)} | {chapter_band:.2g} × value | "
-                     + ", ".join(f"`{r['metric']}`" for r in rows[:3]) + (" …" if len(rows) > 3 else "") + " |")
+                     + ", ".join(f"`{r['metric']}`".replace("|", "\\|") for r in rows[:3])  # a pipe would end the cell
+                     + (" …" if len(rows) > 3 else "") + " |")
     flips, unmeasured = fragile_and_unmeasured(verdicts)
     lines += ["", "Verdicts of chapter 14 that differ between the builds (fragile at this profile's size): "
               + ("; ".join(f"{claim} ({here} here; " + ", ".join(f"{v} on `{label}`" for label, v in there.items()
