@@ -80,8 +80,8 @@ P, ledger, moral, sample, stores = run.profile, run.ledger, run.moral, run.sampl
 
 # %%
 paper = {name: robustness.sweep_layers(store, sample, categorical.categorical_layer) for name, store in stores.items()}
-nulls = {name: robustness.sweep_nulls(store, sample, lambda x, s: categorical.categorical_layer(x, s)["mean_virtue_vice"],
-                                      P.n_permutations, seed) for name, store in stores.items()}
+nulls = {name: robustness.sweep_layers(store, sample, lambda x, s: categorical.null_mean_virtue_vice(
+             x, s, P.n_permutations, seed)) for name, store in stores.items()}
 
 
 def curves(results: dict, label: str = "") -> pd.DataFrame:

@@ -80,8 +80,9 @@ tasks = {"paper": gradient.prepare(sample), "held-out": gradient.prepare(sample,
 paper, heldout = ({name: robustness.sweep_layers(store, sample, lambda x, s, t=task: gradient.score(x, t))
                    for name, store in stores.items()} for task in tasks.values())
 nulls, heldout_nulls = (
-    {name: robustness.sweep_nulls(store, sample, lambda x, s, t=task: gradient.score(x, t)["overall"]["spearman"],
-                                  P.n_permutations, seed) for name, store in stores.items()}
+    {name: robustness.sweep_layers(store, sample,
+                                   lambda x, s, t=task: gradient.null_overall(x, t, P.n_permutations, seed))
+     for name, store in stores.items()}
     for task in tasks.values())
 
 

@@ -91,3 +91,19 @@ def test_markdown_marks_missed_targets():
     table = bench.markdown({"date": "2026-12-02", "machine": "test", "profile": "ci", "chapters": {},
                             **{key: figure for key in bench.TARGETS}})
     assert table.count("| no |") == len(bench.TARGETS) and "0.50" in table
+
+
+def test_batched_nulls_are_timed_against_the_loop_and_give_its_numbers():
+    from synthetic import make_sample
+
+    from helpers.data import FOUNDATIONS
+
+    sample = make_sample()
+    category = [2 * FOUNDATIONS.index(f) + k.startswith("vice") for f, k in zip(sample["sampled_dimension"],
+                                                                                 sample["sample_type"])]
+    sample["moral_vector"] = [np.eye(10)[c] * s for c, s in zip(category, sample["score_stratum"])]
+    figures = bench.bench_nulls(sample, d=8, n_perm=12, repeats=1)
+    for key in ("gradient_null_vs_loop", "categorical_null_vs_loop"):
+        assert key in bench.TARGETS and figures[key]["n"] == 12
+        assert figures[key]["ratio"] == pytest.approx(figures[key]["ours_per_s"] / figures[key]["baseline_per_s"])
+        assert figures[key]["max_difference"] < 1e-12

@@ -286,3 +286,36 @@ def test_summarise_separates_overall_and_adds_heldout():
     assert out["peak_spearman_overall"] == 0.5 and "overall" not in out["peak_spearman"]
     assert out["peak_spearman"]["harm"] == pytest.approx(0.6) and out["asymmetry"] == pytest.approx(0.1)
     assert out["spearman_overall"] == [0.2, 0.5] and out["peak_spearman_heldout_overall"] == 0.1
+
+
+def test_null_overall_equals_the_per_permutation_loop_and_ties_duplicates_exactly():
+    from helpers.gradient import null_overall, prepare, score
+    from helpers.robustness import permutation_null
+
+    sample = make_sample(per_stratum=3, per_typical=4, per_neutral=6)
+    x = planted_axis(sample, noise=0.3)
+    x[1::7] = x[0::7][: len(x[1::7])]  # repeated actions: identical rows, as the exploded sample has
+    for heldout in (False, True):
+        task = prepare(sample, heldout=heldout, seed=3)
+        loop = permutation_null(lambda xs, t=task: score(xs, t)[OVERALL]["spearman"], x, n_perm=30, seed=5)
+        batched = null_overall(x, task, n_perm=30, seed=5, block=7)
+        assert batched == pytest.approx(loop, abs=1e-12)
+    # a planted gradient sits far above its own null; with held-out prototypes (no self-scoring) the null of
+    # structureless rows straddles zero
+    task = prepare(sample, heldout=True)
+    assert score(planted_axis(sample), task)[OVERALL]["spearman"] > null_overall(planted_axis(sample), task, 50)["hi"]
+    band = null_overall(np.random.default_rng(0).normal(size=x.shape), task, 50)
+    assert band["lo"] < 0 < band["hi"]
+    with pytest.raises(ValueError, match="n_perm"):
+        null_overall(x, task, 0)
+
+
+def test_identical_rows_get_identical_cosines_whatever_their_position():
+    from helpers.gradient import _distinct_rows
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(9, 5))
+    x[[4, 7]] = x[2]
+    assert _distinct_rows(x).tolist() == [0, 1, 2, 3, 2, 5, 6, 2, 8]
+    x[3, 0] = -0.0 * x[3, 0]  # the hash sees bits: a collision-free fallback keeps the answer exact either way
+    assert _distinct_rows(x)[[2, 4, 7]].tolist() == [2, 2, 2]

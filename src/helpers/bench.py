@@ -186,6 +186,30 @@ def bench_generation(model, prompts: Sequence[str], layer: int, max_new_tokens: 
     return {"steered_vs_unsteered_generation": ratio(rates["steered"], rates["plain"], counted)}
 
 
+def bench_nulls(sample, d: int, n_perm: int, seed: int = 0, repeats: int = 2) -> dict[str, dict]:
+    """Permutations per second of the batched label-permutation nulls of chapters 03 and 04 vs the per-permutation
+    loop (`robustness.permutation_null` around the full statistic), on the profile's sample with seeded Gaussian
+    activations of width `d`; each figure records the largest difference between the two bands (same numbers)."""
+    from helpers import categorical, gradient
+    from helpers.robustness import permutation_null
+
+    x = np.random.default_rng(seed).normal(size=(len(sample), d))
+    task = gradient.prepare(sample)
+    pairs = {"gradient_null_vs_loop": (lambda: gradient.null_overall(x, task, n_perm, seed),
+                                       lambda: permutation_null(lambda xs: gradient.score(xs, task)["overall"]["spearman"],
+                                                                x, n_perm, seed)),
+             "categorical_null_vs_loop": (lambda: categorical.null_mean_virtue_vice(x, sample, n_perm, seed),
+                                          lambda: permutation_null(lambda xs: categorical.categorical_layer(
+                                              xs, sample)["mean_virtue_vice"], x, n_perm, seed))}
+    out = {}
+    for name, (ours, loop) in pairs.items():
+        bands = {"ours": ours(), "loop": loop()}
+        rates = {kind: best_rate(lambda f=f: f() and n_perm, repeats) for kind, f in (("ours", ours), ("loop", loop))}
+        out[name] = {**ratio(rates["ours"], rates["loop"], n_perm),
+                     "max_difference": max(abs(bands["ours"][k] - bands["loop"][k]) for k in bands["ours"])}
+    return out
+
+
 def chapter_costs(profile: str) -> dict[str, dict[str, float]]:
     """Wall time and peak RSS of each chapter of the last `make book` of a profile, from the ledgers' meta."""
     costs = {}
@@ -197,7 +221,7 @@ def chapter_costs(profile: str) -> dict[str, dict[str, float]]:
 
 
 TARGETS = {"extract_vs_paper_style": 3.0, "extract_vs_plain_forward": 0.9, "sae_vs_plain_loop": 1.0,
-           "steered_vs_unsteered_generation": 0.9}
+           "steered_vs_unsteered_generation": 0.9, "gradient_null_vs_loop": 5.0, "categorical_null_vs_loop": 5.0}
 
 
 def markdown(bench: dict) -> str:
@@ -227,11 +251,13 @@ class BenchSizes:
     sae_epochs: int = 3
     n_prompts: int = 16
     max_new_tokens: int = 32
+    n_permutations: int = 100
 
 
 def run(profile_name: str, sizes: BenchSizes = BenchSizes()) -> dict:
     """Every measurement on the profile's SAE model and data; the `results/bench.json` content."""
     from helpers import sae
+    from helpers.data import profile_moral_data
     from helpers.models import load_hf, load_model, model_spec
     from helpers.profiles import load_profile
 
@@ -247,6 +273,7 @@ def run(profile_name: str, sizes: BenchSizes = BenchSizes()) -> dict:
     settings = dataclasses.replace(sae.settings_from_profile(profile), epochs=sizes.sae_epochs, warmup_epochs=0)
     bench |= bench_sae(sizes.sae_rows, model.d_model, dataclasses.asdict(settings))
     bench |= bench_generation(model, texts[:sizes.n_prompts], model.n_layers // 2, sizes.max_new_tokens)
+    bench |= bench_nulls(profile_moral_data(profile).sample, model.d_model, sizes.n_permutations)
     bench["chapters"] = chapter_costs(profile.name)
     return bench
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from helpers.checks import as_matrix, require_columns, require_rows
 from helpers.data import DIMENSIONS, FOUNDATIONS
+from helpers.robustness import null_band
 
 N_CATEGORIES = len(DIMENSIONS)  # category 2k = virtue pole of foundation k, 2k + 1 = its vice pole
 TYPICAL_TYPES = ("virtue_typical", "vice_typical")  # sample_type whose rows build the virtue / vice centres
@@ -92,6 +93,35 @@ def categorical_layer(x: np.ndarray, sample: pd.DataFrame) -> dict:
     virtue_vice = virtue_vice_cosines(matrix)
     return {"matrix": matrix, "virtue_vice": virtue_vice,
             "mean_virtue_vice": float(np.mean(list(virtue_vice.values()))), "offdiag": offdiag_stats(matrix)}
+
+
+def null_mean_virtue_vice(x: np.ndarray, sample: pd.DataFrame, n_perm: int, seed: int = 0,
+                          block: int = 50) -> dict[str, float]:
+    """Null band of `categorical_layer`'s mean virtue–vice cosine when the rows of `x` are shuffled: the
+    permutations of `robustness.permutation_null` (same seed, same draws), `block` of them per matrix product."""
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be ≥ 1, got {n_perm}")
+    x_centred = centre(x)  # a shuffle moves rows, never the mean
+    n = len(x_centred)
+    require_rows(sample, n)
+    require_columns(sample, ("sampled_dimension", "sample_type"))
+    foundation, kind = sample["sampled_dimension"].to_numpy(), sample["sample_type"].to_numpy()
+    typical = np.stack([(foundation == name) & (kind == pole) for name in FOUNDATIONS for pole in TYPICAL_TYPES])
+    if not typical.any(axis=1).all():
+        empty = [DIMENSIONS[i] for i in np.flatnonzero(~typical.any(axis=1))]
+        raise ValueError(f"category(ies) {empty} have no typical rows")
+    averaging = typical / typical.sum(axis=1, keepdims=True)  # [10, n]: centres = averaging @ shuffled rows
+    rng = np.random.default_rng(seed)
+    permutations = np.stack([rng.permutation(n) for _ in range(n_perm)])
+    means = []
+    for start in range(0, n_perm, block):
+        perm = permutations[start:start + block]
+        weights = averaging[:, np.argsort(perm, axis=1)].transpose(1, 0, 2)  # a shuffle's centre j: original rows
+        centres = weights @ x_centred  # [b, 10, d]
+        unit = centres / np.linalg.norm(centres, axis=2, keepdims=True)
+        virtue_vice = np.clip(np.einsum("bkd,bkd->bk", unit[:, 0::2], unit[:, 1::2]), -1.0, 1.0)
+        means.append(virtue_vice.mean(axis=1))
+    return null_band(np.concatenate(means))
 
 
 def optimal_layer(mean_offdiag_by_layer: Sequence[float]) -> int:

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 from helpers.categorical import category_centres
 from helpers.checks import as_matrix, require_columns, require_rows
 from helpers.data import DIMENSIONS, FOUNDATIONS
+from helpers.robustness import null_band
 
 POLES = ("virtue", "vice")  # category index = 2 * foundation index + pole index
 SAMPLE_TYPES = ("virtue", "virtue_typical", "vice", "vice_typical", "neutral")
@@ -108,11 +109,27 @@ def correlation(labels: np.ndarray, scores: np.ndarray) -> dict:
     return {"spearman": rho, "pearson": r, "pearson_lo": lo, "pearson_hi": hi, "n": n}
 
 
-def _cosines(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """Cosine of every row of `x` with `centre`; 0 where a row or the centre has zero norm."""
+def _distinct_rows(x: np.ndarray) -> np.ndarray:
+    """Per row of `x`, the index of the first row identical to it (the sample repeats an action under several
+    foundations: identical rows must score identically, so that their ranks tie exactly)."""
+    bits = np.ascontiguousarray(x, dtype=np.float64).view(np.int64)
+    key = (bits * (np.arange(1, bits.shape[1] + 1, dtype=np.int64) * 2654435761)).sum(axis=1)  # exact, wraps
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    representative = first[inverse]
+    if not (x[representative] == x).all():  # a hash collision (or NaN): compare the rows themselves
+        _, first, inverse = np.unique(x, axis=0, return_index=True, return_inverse=True)
+        representative = first[inverse.ravel()]
+    return representative
+
+
+def _cosines(x: np.ndarray, centre: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Cosine with `centre` of the rows `rows` of `x`, each computed once per distinct row index (`rows` holds
+    representatives from `_distinct_rows`); 0 where a row or the centre has zero norm."""
+    distinct, inverse = np.unique(rows, return_inverse=True)
+    x = x[distinct]
     norms = np.linalg.norm(x, axis=1) * np.linalg.norm(centre)
     dots = x @ centre
-    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)[inverse]
 
 
 def _half_a(sample: pd.DataFrame, seed: int) -> np.ndarray:
@@ -151,15 +168,68 @@ def score(x: np.ndarray, task: GradientTask) -> dict[str, dict]:
     require_rows(task.sample, len(x))
     x_centred = x - x.mean(axis=0, keepdims=True)
     centres = category_centres(x_centred, task.sample, mask=task.build)
+    representative = _distinct_rows(x_centred)
     result, pooled_labels, pooled_scores = {}, [], []
     for i, category in enumerate(DIMENSIONS):
         labels = task.labels[category]
-        scores = _cosines(x_centred[task.chosen[category]], centres[i])
+        scores = _cosines(x_centred, centres[i], representative[task.chosen[category]])
         result[category] = correlation(labels, scores)
         pooled_labels.append(labels)
         pooled_scores.append(scores)
     result[OVERALL] = correlation(np.concatenate(pooled_labels), np.concatenate(pooled_scores))
     return result
+
+
+def _rank_correlations(label_ranks: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per row of `scores` `[m, n]`, Spearman ρ with the fixed ranks `[n]` (NaN where either side is constant)."""
+    ranks = rankdata(scores, axis=1)
+    a = label_ranks - label_ranks.mean()
+    b = ranks - ranks.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((a @ a) * np.einsum("ij,ij->i", b, b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.clip(b @ a / denominator, -1.0, 1.0)
+    return np.where(denominator > 0, rho, np.nan)
+
+
+def null_overall(x: np.ndarray, task: GradientTask, n_perm: int, seed: int = 0, block: int = 50) -> dict[str, float]:
+    """Null band of the overall ρ of `score` when the rows of `x` are shuffled: the permutations of
+    `robustness.permutation_null` (same seed, same draws), `block` of them per pair of matrix products."""
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be ≥ 1, got {n_perm}")
+    x = as_matrix(x)
+    require_rows(task.sample, len(x))
+    n = len(x)
+    x_centred = x - x.mean(axis=0, keepdims=True)  # a shuffle moves rows, never the mean
+    representative = _distinct_rows(x_centred)
+    norms = np.linalg.norm(x_centred, axis=1)
+    build = np.ones(n, dtype=bool) if task.build is None else task.build
+    typical = np.stack([members & build for members in _typical_masks(task.sample).values()]).astype(float)
+    if not typical.any(axis=1).all():
+        empty = [c for c, rows in zip(DIMENSIONS, typical) if not rows.any()]
+        raise ValueError(f"category(ies) {empty} have no typical rows to build a centre from")
+    averaging = typical / typical.sum(axis=1, keepdims=True)  # [10, n]: centres = averaging @ shuffled rows
+    rows = np.concatenate([np.flatnonzero(task.chosen[c]) for c in DIMENSIONS])  # scored rows, pooled order
+    categories = np.concatenate([np.full(task.chosen[c].sum(), i) for i, c in enumerate(DIMENSIONS)])
+    label_ranks = rankdata(np.concatenate([task.labels[c] for c in DIMENSIONS]))
+    if np.ptp(label_ranks) == 0:
+        return null_band(np.full(n_perm, np.nan))
+    rng = np.random.default_rng(seed)
+    permutations = np.stack([rng.permutation(n) for _ in range(n_perm)])
+    rho = []
+    for start in range(0, n_perm, block):
+        perm = permutations[start:start + block]  # row i of a shuffled x is x[perm[i]]
+        m = len(perm)
+        # a shuffle's centre j averages the original rows perm[i], i in its typical set: weights averaging[:, inverse]
+        weights = averaging[:, np.argsort(perm, axis=1)].transpose(1, 0, 2).reshape(m * len(DIMENSIONS), n)
+        centres = weights @ x_centred  # [m * 10, d]
+        dots = x_centred @ centres.T  # [n, m * 10]
+        source = representative[perm[:, rows]]  # the original row scored at each pooled position (one per distinct row)
+        column = np.arange(m)[:, None] * len(DIMENSIONS) + categories
+        denominator = norms[source] * np.linalg.norm(centres, axis=1)[column]
+        picked = dots[source, column]
+        scores = np.divide(picked, denominator, out=np.zeros_like(picked), where=denominator > 0)
+        rho.append(_rank_correlations(label_ranks, scores))
+    return null_band(np.concatenate(rho))
 
 
 def gradient_layer(x: np.ndarray, sample: pd.DataFrame, heldout: bool = False, seed: int = 0) -> dict[str, dict]:

@@ -74,9 +74,3 @@ def permutation_null(statistic: Callable[[np.ndarray], float], x: np.ndarray, n_
     rng = np.random.default_rng(seed)
     return null_band(np.array([statistic(x[rng.permutation(len(x))]) for _ in range(n_perm)]))
 
-
-def sweep_nulls(store: ActivationStore, sample: pd.DataFrame, statistic: Callable[[np.ndarray, pd.DataFrame], float],
-                n_perm: int, seed: int = 0, variant: str = "paper") -> list[dict[str, float]]:
-    """Per layer, the label-permutation null band of `statistic(x, sample)`."""
-    return [permutation_null(lambda xs: statistic(xs, sample), layer_activations(store, sample, layer, variant),
-                             n_perm, seed) for layer in range(store.n_layers)]
