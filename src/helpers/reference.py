@@ -250,7 +250,9 @@ def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[s
     machine, for the chapters it holds): every build's comparable metrics and machine fingerprint, one file per
     chapter, with the chapter's source digest (`graph.source_digests`). Every build already in the reference,
     its reference build included, is kept as another machine's where it was made from the same source digest and
-    no new build takes its label (a real machine measured once stays measured until the chapter changes)."""
+    no new build takes its label (a real machine measured once stays measured until the chapter changes), or where
+    the new sources give exactly the previous reference build's metrics on its machine (a change that computes
+    the same numbers, such as a faster statistic, keeps every measured machine)."""
     from helpers import graph  # graph reads the build order from book, which this module's users import
     from helpers.machine import emulation_of
 
@@ -277,12 +279,17 @@ def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[s
         earlier = [{"label": machine_label(previous.get("machine")), "emulation": None,
                     **{k: previous.get(k) for k in ("machine", "sources", "metrics")}}] if previous else []
         taken = {*folders, machine_label(fingerprint)}
-        kept = [o for o in earlier + previous.get("other_machines", [])
-                if digest is not None and o.get("sources") == digest and o["label"] not in taken]
+        metrics = comparable_metrics(entry)
+        # new sources that compute exactly the previous reference build's metrics on its own machine compute what
+        # its other builds computed: those builds are carried over to the new digest
+        same = (previous.get("label") == machine_label(fingerprint) and previous.get("metrics") == metrics)
+        kept = [{**o, "sources": digest} for o in earlier + previous.get("other_machines", [])
+                if digest is not None and o["label"] not in taken
+                and (o.get("sources") == digest or (same and o.get("sources") == previous.get("sources")))]
         target = reference_dir(profile) / path.name
         atomic_write_text(target, json.dumps({"chapter": entry["chapter"], "label": machine_label(fingerprint),
                                               "machine": fingerprint, "sources": digest,
-                                              "metrics": comparable_metrics(entry), "other_machines": others + kept},
+                                              "metrics": metrics, "other_machines": others + kept},
                                              indent=1) + "\n")
         written.append(target)
     if not written:
