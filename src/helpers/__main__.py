@@ -9,6 +9,9 @@ sharded and merged the same way; every later stage run with --shard reads it and
 (chapter 11's Flames generations, cached per condition; a shard takes every n-th steering layer, shard 0 also
 the baseline) and `judge` (chapter 11's local judges, validated, scoring the cached generations of the same
 conditions, cached per condition; it never generates: run `generate` with the same --layers/--shard/--seed first).
+
+`python -m helpers fanout STAGE --profile P --shards N --engine ray|slurm` runs a stage's shards as Ray tasks and
+then its merge, or writes them as a Slurm job array (`helpers.fanout`).
 """
 
 from __future__ import annotations
@@ -134,9 +137,15 @@ def judge(profile, layers: str | None, shard: Shard, seed: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the command line and run one stage."""
+    """Parse the command line and run one stage (or, with `fanout`, a stage's shards on Ray or Slurm)."""
     from helpers.profiles import load_profile
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["fanout"]:
+        from helpers import fanout
+
+        fanout.main(argv[1:])
+        return
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.split("\n")[0])
     parser.add_argument("stage", choices=("extract", "corpus", "train-sae", "surgery", "generate", "judge"))
     parser.add_argument("--profile", default="ci")
