@@ -251,8 +251,8 @@ def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[s
     chapter, with the chapter's source digest (`graph.source_digests`). Every build already in the reference,
     its reference build included, is kept as another machine's where it was made from the same source digest and
     no new build takes its label (a real machine measured once stays measured until the chapter changes), or where
-    the new sources give exactly the previous reference build's metrics on its machine (a change that computes
-    the same numbers, such as a faster statistic, keeps every measured machine)."""
+    the new sources' numbers on the previous reference build's machine stay within the tolerances those builds
+    measured (a change that computes the same numbers, such as a faster statistic, keeps every measured machine)."""
     from helpers import graph  # graph reads the build order from book, which this module's users import
     from helpers.machine import emulation_of
 
@@ -280,9 +280,11 @@ def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[s
                     **{k: previous.get(k) for k in ("machine", "sources", "metrics")}}] if previous else []
         taken = {*folders, machine_label(fingerprint)}
         metrics = comparable_metrics(entry)
-        # new sources that compute exactly the previous reference build's metrics on its own machine compute what
-        # its other builds computed: those builds are carried over to the new digest
-        same = (previous.get("label") == machine_label(fingerprint) and previous.get("metrics") == metrics)
+        # new sources whose numbers, on the previous reference build's own machine, stay within the tolerances its
+        # other builds measured compute what those builds computed, at the precision the book tests: carried over
+        same = (previous.get("label") == machine_label(fingerprint) and "metrics" in previous
+                and not differences(metrics, previous["metrics"],
+                                    [o["metrics"] for o in previous.get("other_machines", [])]))
         kept = [{**o, "sources": digest} for o in earlier + previous.get("other_machines", [])
                 if digest is not None and o["label"] not in taken
                 and (o.get("sources") == digest or (same and o.get("sources") == previous.get("sources")))]
