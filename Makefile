@@ -88,15 +88,18 @@ bench: env
 reference: env _build/built-$(PROFILE) _build/other-machine-$(SPREAD_MACHINE)-$(PROFILE)
 	$(PY) -m helpers.reference --profile $(PROFILE) --emulation $(SPREAD_MACHINE)
 
-# Regenerate the paired .ipynb (outputs stripped) from the .py sources.
+# Regenerate the paired .ipynb (outputs stripped) from the .py sources, and the learner notebooks (the exercise
+# pages without their solutions).
 notebooks: env
-	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.py
+	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.py notebooks/exercises/E*.py
+	$(PY) -m helpers.exercises
 
 # Tag this commit v<version> (pyproject.toml): the ref the launch buttons open and the Colab cells install. It
 # refuses when the cells, _config.yml or the paired notebooks are not already what that version generates.
 release: env
 	$(PY) -m helpers.book --sync-colab
-	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.py
+	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.py notebooks/exercises/E*.py
+	$(PY) -m helpers.exercises
 	test -z "$$(git status --porcelain)" || { git status --short; echo "release: commit the changes above first"; exit 1; }
 	git tag -a $(REF) -m "Release $(REF)"
 	@echo "tagged $(REF); publish it with: git push origin $(REF)"

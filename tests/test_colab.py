@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from helpers import models
-from helpers.book import NODEPS_PINS, book_ref, chapters, colab_cell, colab_launch_url, sync_colab_cells
+from helpers.book import (NODEPS_PINS, book_ref, chapters, colab_cell, colab_launch_url, notebook_pages,
+                          sync_colab_cells)
 from helpers.paths import file_sha256
 from helpers.profiles import load_profile
 
@@ -90,9 +91,10 @@ def test_sync_colab_is_idempotent_and_follows_a_version_bump(root, tmp_path):
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(re.sub(r'(?m)^version = ".*"$', 'version = "9.9.9"', pyproject.read_text()))
     changed = sync_colab_cells(tmp_path)
-    assert sorted(changed) == sorted([tmp_path / f"{c}.py" for c in CHAPTERS] + [tmp_path / "_config.yml"])
+    pages = notebook_pages(ROOT)  # the exercise pages open on Colab too
+    assert sorted(changed) == sorted([tmp_path / f"{c}.py" for c in pages] + [tmp_path / "_config.yml"])
     assert _config(tmp_path)["repository"]["branch"] == "v9.9.9"
-    assert all('"v9.9.9"' in (tmp_path / f"{c}.py").read_text() for c in CHAPTERS)
+    assert all('"v9.9.9"' in (tmp_path / f"{c}.py").read_text() for c in pages)
     assert (tmp_path / "_config.yml").read_text().count("\n") == (root / "_config.yml").read_text().count("\n")
 
 

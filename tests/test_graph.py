@@ -124,3 +124,28 @@ def test_imports_are_read_from_code_not_from_prose(book: Path) -> None:
               "def main():\n    from helpers import claims\n")  # a command line's imports are not a chapter's
     assert graph.imported_helpers(source, package) == {"paths", "activations", "data"}
     assert graph.notebook_code(book / "notebooks" / "01_moral_vectors.ipynb") == "from helpers import paths"
+
+
+def test_exercise_pages_run_like_chapters_but_need_no_ledger(tmp_path) -> None:
+    page = "notebooks/exercises/E9_example"
+    assert graph.is_exercise(page) and not graph.is_exercise("notebooks/04_gradient")
+    stage, results = tmp_path / "stage", tmp_path / "results"
+    (stage / "notebooks" / "exercises").mkdir(parents=True)
+    (stage / f"{page}.ipynb").write_text("{}")
+    graph.stamp_file(stage, page).write_text("d")
+    assert graph.to_execute(stage, results, {page: "d"}) == []  # no ledger asked of an exercise page
+    assert graph.to_execute(stage, results, {page: "e"}) == [page]
+
+
+def test_hide_injected_parameters_tags_only_papermills_cell(tmp_path) -> None:
+    import json
+
+    from helpers.book import hide_injected_parameters
+
+    cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "profile = 'ci'"},
+             {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": "# Parameters"}]
+    (tmp_path / "page.ipynb").write_text(json.dumps({"cells": cells}))
+    hide_injected_parameters(tmp_path)
+    hide_injected_parameters(tmp_path)  # idempotent
+    tags = [c["metadata"]["tags"] for c in json.loads((tmp_path / "page.ipynb").read_text())["cells"]]
+    assert tags == [["parameters"], ["injected-parameters", "remove-cell"]]

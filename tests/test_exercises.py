@@ -1,0 +1,98 @@
+"""The exercise pages: every stub raises at its check, every page's solution passes it, every known mistake fails
+it with its own hint, the planted answers are the ones worked out by hand, and the learner notebooks are the
+pages without their solutions."""
+
+from __future__ import annotations
+
+import json
+
+import jupytext
+import numpy as np
+import pytest
+import torch
+
+from helpers import exercises
+
+PAGES = sorted(exercises.EXERCISES)
+
+
+def _cells(root, page: str) -> list[tuple[list[str], str]]:
+    """(tags, source) of every code cell of an exercise page's source, in order (the Colab cell left out)."""
+    notebook = jupytext.read(root / "notebooks" / "exercises" / f"{page}.py")
+    return [(c.metadata.get("tags", []), c.source) for c in notebook.cells
+            if c.cell_type == "code" and "remove-cell" not in c.metadata.get("tags", [])]
+
+
+def _run(root, page: str, solution: bool) -> None:
+    """Execute a page's code cells as a learner would (without the solution) or as the book does."""
+    namespace: dict = {}
+    for tags, source in _cells(root, page):
+        if exercises.SOLUTION_TAG in tags and not solution:
+            continue
+        exec(compile(source, f"{page}.py", "exec"), namespace)  # noqa: S102 - the page's own code
+
+
+def test_the_toc_lists_every_exercise_page(root):
+    from helpers.book import exercises as pages
+
+    assert [p.split("/")[-1] for p in pages(root)] == PAGES
+    for page in PAGES:
+        assert [tags for tags, _ in _cells(root, page)].count(["exercise"]) == 1, page
+        assert sum(exercises.SOLUTION_TAG in tags for tags, _ in _cells(root, page)) == 1, page
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_the_stub_fails_its_check_and_the_solution_passes_it(root, page):
+    with pytest.raises(NotImplementedError):
+        _run(root, page, solution=False)
+    _run(root, page, solution=True)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_known_mistake_fails_with_its_own_hint(page):
+    _, check, mutants = exercises.EXERCISES[page]
+    assert len(mutants) >= 3
+    for hint, wrong in mutants.items():
+        with pytest.raises(exercises.ExerciseFailed) as failure:
+            check(wrong)
+        assert hint in str(failure.value), f"{page}: {failure.value}"
+
+
+def test_checks_reject_answers_no_mutant_describes():
+    with pytest.raises(exercises.ExerciseFailed, match="expected"):
+        exercises.check_prototype_cosines(lambda x, s: np.eye(10))
+    with pytest.raises(exercises.ExerciseFailed, match="shape"):
+        exercises.check_prototype_cosines(lambda x, s: np.eye(5))
+    with pytest.raises(exercises.ExerciseFailed):
+        exercises.check_typicality_rho(lambda x, c, t: 0.5)
+    with pytest.raises(exercises.ExerciseFailed):
+        exercises.check_null_band(lambda f, x, n, seed: (-0.1, 0.1))
+    with pytest.raises(exercises.ExerciseFailed):
+        exercises.check_selection(lambda w, g, k, q, p: {n: torch.tensor([0]) for n in w})
+
+
+def test_the_planted_answers_are_the_ones_worked_out_by_hand():
+    chosen = exercises.selection_reference(*exercises.planted_weights(), q=0.3, p=0.25)
+    assert {n: v.tolist() for n, v in chosen.items()} == {"a": [3], "b": [3, 4]}
+    x, sample = exercises.planted_sample()
+    matrix = exercises.prototype_cosines_reference(x, sample)
+    assert np.allclose([matrix[2 * k, 2 * k + 1] for k in range(5)], -1.0, atol=0.01)
+    assert exercises.typicality_rho_reference(*exercises.planted_gradient()) == pytest.approx(1.0)
+
+
+def test_learner_notebooks_are_the_pages_without_solutions(root):
+    for page in exercises.exercise_pages(root):
+        learner = page.parent / exercises.LEARNER_DIR / page.name
+        assert json.loads(learner.read_text()) == exercises.learner_notebook(page), f"{learner}: run make notebooks"
+        solution = next(c for c in json.loads(page.read_text())["cells"]
+                        if exercises.SOLUTION_TAG in c["metadata"].get("tags", []))
+        body = [line.strip() for line in "".join(solution["source"]).split('"""', 2)[-1].splitlines() if line.strip()]
+        shown = {line.strip() for c in json.loads(learner.read_text())["cells"] for line in "".join(c["source"]).splitlines()}
+        assert body and not shown & set(body), f"{learner} holds solution lines {sorted(shown & set(body))}"
+
+
+def test_each_page_links_its_learner_notebook_and_itself_on_colab(root):
+    for page in PAGES:
+        links = exercises.colab_links(page)
+        for target in (f"notebooks/exercises/{exercises.LEARNER_DIR}/{page}.ipynb", f"notebooks/exercises/{page}.ipynb"):
+            assert f"/{target})" in links and (root / target).is_file(), target
