@@ -53,6 +53,76 @@ def _judge(exercise: str, case: str, got: object, want: object, mutants: dict[st
     raise ExerciseFailed(f"{exercise}, {case}: expected\n{want}\ngot\n{got}")
 
 
+# ---------- E1: pooling a padded batch (chapter 02) ----------
+
+def pool_reference(resid: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The book's answer: `activations.pool`."""
+    from helpers.activations import pool
+
+    return pool(resid, mask)
+
+
+def planted_batch() -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Three texts in one batch, worked out by hand: a left-padded 3-token text, a right-padded 2-token text and a
+    one-token text (whose sink-free mean is its mean), with residual value = 10 × position + 1 for real tokens
+    and 99 on padding (so averaging padding in is visible)."""
+    mask = torch.tensor([[0, 1, 1, 1], [1, 1, 0, 0], [0, 0, 0, 1]])
+    position = torch.arange(4.0).expand(3, 4)
+    resid = torch.where(mask.bool(), 10 * position + 1, torch.tensor(99.0))[..., None].repeat(1, 1, 2)
+    expected = {"mean": torch.tensor([21.0, 6.0, 31.0]), "mean_nosink": torch.tensor([26.0, 11.0, 31.0]),
+                "last": torch.tensor([31.0, 11.0, 31.0])}
+    return resid, mask, {k: v[:, None].repeat(1, 2) for k, v in expected.items()}
+
+
+def _padding_averaged(resid, mask):
+    out = pool_reference(resid, mask)
+    return {**out, "mean": resid.mean(1)}
+
+
+def _position_zero_dropped(resid, mask):
+    out = pool_reference(resid, mask)
+    return {**out, "mean_nosink": resid[:, 1:].mul(mask[:, 1:, None]).sum(1) / mask[:, 1:].sum(1, keepdim=True)}
+
+
+def _last_position(resid, mask):
+    return {**pool_reference(resid, mask), "last": resid[:, -1]}
+
+
+E1_MUTANTS = {
+    "padding averaged in: weight each position by the mask and divide by the number of real tokens":
+        _padding_averaged,
+    "the sink is position 0 only under right padding: drop each text's first *real* token":
+        _position_zero_dropped,
+    "the last position is padding under right padding: take each text's last *real* token": _last_position,
+}
+
+
+def check_pool(pool: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]) -> None:
+    """E1: a hand-worked batch with left and right padding and a one-token text, then a random one against
+    `activations.pool`."""
+    resid, mask, expected = planted_batch()
+    for case, (r, m, want) in {"the hand-worked batch": (resid, mask, expected),
+                               "a random batch": _random_batch()}.items():
+        got = pool(r, m)
+        for key in ("mean", "mean_nosink", "last"):
+            if key not in got:
+                raise ExerciseFailed(f"E1: return a dict with 'mean', 'mean_nosink' and 'last'; '{key}' is missing")
+            _judge("E1", f"{case}, '{key}'", got[key].detach().numpy(), want[key].numpy(),
+                   {hint: wrong(r, m)[key].numpy() for hint, wrong in E1_MUTANTS.items()}, 1e-5)
+
+
+def _random_batch(seed: int = 5) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(seed)
+    resid = torch.randn(6, 7, 4, generator=generator)
+    lengths, left = [7, 1, 3, 5, 2, 4], [False, True, True, False, True, False]
+    mask = torch.zeros(6, 7, dtype=torch.long)
+    for row, (n, is_left) in enumerate(zip(lengths, left)):
+        mask[row, 7 - n:] = 1 if is_left else 0
+        if not is_left:
+            mask[row, :n] = 1
+    return resid, mask, pool_reference(resid, mask)
+
+
 # ---------- E2: prototype cosines after centring (chapter 03) ----------
 
 def planted_sample(per_cell: int = 6, d: int = 12, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
@@ -281,6 +351,7 @@ def _random_weights(seed: int = 4) -> tuple[dict, dict, dict]:
 
 # page -> (the function its learner writes, its check, its mutants: known wrong answers with their hints)
 EXERCISES: dict[str, tuple[str, Callable, dict[str, Callable]]] = {
+    "E1_pooling": ("pool", check_pool, E1_MUTANTS),
     "E2_prototype_cosines": ("prototype_cosines", check_prototype_cosines, E2_MUTANTS),
     "E3_typicality_rho": ("typicality_rho", check_typicality_rho, E3_MUTANTS),
     "E4_null_band": ("null_band", check_null_band, E4_MUTANTS),
