@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from helpers import categorical, pruning, robustness
+from helpers import activations, categorical, pruning, robustness
+from helpers.gradient import correlation
 from helpers.data import DIMENSIONS, FOUNDATIONS
 from helpers.paths import atomic_write_text, project_root
 
@@ -57,9 +58,7 @@ def _judge(exercise: str, case: str, got: object, want: object, mutants: dict[st
 
 def pool_reference(resid: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """The book's answer: `activations.pool`."""
-    from helpers.activations import pool
-
-    return pool(resid, mask)
+    return activations.pool(resid, mask)
 
 
 def planted_batch() -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
@@ -75,16 +74,19 @@ def planted_batch() -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]
 
 
 def _padding_averaged(resid, mask):
+    """The mutant whose mean counts the padding."""
     out = pool_reference(resid, mask)
     return {**out, "mean": resid.mean(1)}
 
 
 def _position_zero_dropped(resid, mask):
+    """The mutant that drops position 0 instead of each text's first real token."""
     out = pool_reference(resid, mask)
     return {**out, "mean_nosink": resid[:, 1:].mul(mask[:, 1:, None]).sum(1) / mask[:, 1:].sum(1, keepdim=True)}
 
 
 def _last_position(resid, mask):
+    """The mutant that takes the last position, padding or not."""
     return {**pool_reference(resid, mask), "last": resid[:, -1]}
 
 
@@ -112,6 +114,7 @@ def check_pool(pool: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tens
 
 
 def _random_batch(seed: int = 5) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """A seeded batch mixing left and right padding and a one-token text, with the book's poolings."""
     generator = torch.Generator().manual_seed(seed)
     resid = torch.randn(6, 7, 4, generator=generator)
     lengths, left = [7, 1, 3, 5, 2, 4], [False, True, True, False, True, False]
@@ -146,6 +149,7 @@ def prototype_cosines_reference(x: np.ndarray, sample: pd.DataFrame) -> np.ndarr
 
 
 def _unit_rows(m: np.ndarray) -> np.ndarray:
+    """Each row divided by its norm."""
     return m / np.linalg.norm(m, axis=1, keepdims=True)
 
 
@@ -187,18 +191,18 @@ def check_prototype_cosines(prototype_cosines: Callable[[np.ndarray, pd.DataFram
 
 def typicality_rho_reference(x_centred: np.ndarray, centre: np.ndarray, typicality: np.ndarray) -> float:
     """The book's answer: Spearman ρ of human typicality with each row's cosine to the category's prototype."""
-    from helpers.gradient import correlation
-
     cosines = x_centred @ centre / (np.linalg.norm(x_centred, axis=1) * np.linalg.norm(centre))
     return correlation(typicality, cosines)["spearman"]
 
 
 def _pearson_of_cosines(x: np.ndarray, c: np.ndarray, t: np.ndarray) -> float:
+    """The mutant that correlates values, not ranks."""
     cosines = x @ c / (np.linalg.norm(x, axis=1) * np.linalg.norm(c))
     return float(np.corrcoef(t, cosines)[0, 1])
 
 
 def _spearman_of_dots(x: np.ndarray, c: np.ndarray, t: np.ndarray) -> float:
+    """The mutant that ranks dot products, not cosines."""
     from scipy.stats import spearmanr
 
     return float(spearmanr(t, x @ c).statistic)
@@ -246,18 +250,21 @@ def null_band_reference(statistic: Callable[[np.ndarray], float], x: np.ndarray,
 
 
 def _columns_shuffled(statistic, x, n_perm, seed):
+    """The mutant that permutes dimensions instead of rows."""
     rng = np.random.default_rng(seed)
     values = [statistic(x[:, rng.permutation(x.shape[1])]) for _ in range(n_perm)]
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
 
 def _ninety(statistic, x, n_perm, seed):
+    """The mutant that returns the central 90 % interval."""
     rng = np.random.default_rng(seed)
     values = [statistic(x[rng.permutation(len(x))]) for _ in range(n_perm)]
     return float(np.percentile(values, 5)), float(np.percentile(values, 95))
 
 
 def _unshuffled(statistic, x, n_perm, seed):  # noqa: ARG001 - the mutant forgets to shuffle
+    """The mutant that scores the unshuffled rows every time."""
     value = statistic(x)
     return value, value
 
@@ -296,6 +303,7 @@ def selection_reference(weights: dict[str, torch.Tensor], grads: dict[str, torch
 
 
 def _floor_select(weights, grads, keep, q, p):
+    """The mutant that rounds the per-matrix counts down."""
     chosen = {}
     for name, w in weights.items():
         n = w.numel()
@@ -339,6 +347,7 @@ def check_selection(select: Callable[..., dict[str, torch.Tensor]]) -> None:
 
 
 def _random_weights(seed: int = 4) -> tuple[dict, dict, dict]:
+    """Two seeded random matrices with gradients and keep scores."""
     generator = torch.Generator().manual_seed(seed)
     shapes = {"q_proj": (8, 8), "down_proj": (8, 20)}
     weights = {n: torch.randn(s, generator=generator) for n, s in shapes.items()}
