@@ -49,7 +49,7 @@ def book(tmp_path: Path) -> Path:
 def built(book: Path) -> tuple[Path, Path]:
     """Stamp every chapter as executed with its current digest, with an executed copy and a ledger."""
     stage, results = book / "_build" / "stage", book / "results" / "ci"
-    results.mkdir(parents=True)
+    results.mkdir(parents=True, exist_ok=True)
     for chapter, digest in graph.digests(book, CHAPTERS, "ci", ENV).items():
         (stage / chapter).parent.mkdir(parents=True, exist_ok=True)
         graph.stamp_file(stage, chapter).write_text(digest)
@@ -93,8 +93,12 @@ def test_data_files_reference_profile_and_environment_are_inputs(book: Path) -> 
 def test_its_own_reference_file_the_profile_and_the_machine_rerun_a_chapter(book: Path) -> None:
     stage, results = built(book)
     sources = graph.digests(book, CHAPTERS, "ci", ENV, rendered=False)
-    (book / "reference" / "ci" / "05_structural.json").write_text('{"metrics": {}}')
+    shown = book / "reference" / "ci" / "05_structural.json"
+    shown.write_text('{"metrics": {}, "sources": "a", "other_machines": [{"metrics": {}, "sources": "a"}]}')
     assert stale(book, stage, results) == ["05"]
+    built(book)
+    shown.write_text('{"metrics": {}, "sources": "b", "other_machines": [{"metrics": {}, "sources": "b"}]}')
+    assert stale(book, stage, results) == []  # re-stamped source digests change nothing a page shows
     assert graph.digests(book, CHAPTERS, "ci", ENV, rendered=False) == sources  # a ledger never depends on it
     (book / "params" / "ci.yaml").write_text("threads: 1\n")
     assert stale(book, stage, results) == ["01", "02", "05", "12"]

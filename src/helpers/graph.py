@@ -102,6 +102,16 @@ def chapter_inputs(root: Path, chapter: str, profile: str, rendered: bool = True
             *[p for p in shown if rendered and p.is_file()]]
 
 
+def shown_reference(path: Path) -> bytes:
+    """What a page shows of a committed reference file: everything but the source digests, which only decide what
+    a later `make reference` keeps (so re-stamping them re-executes nothing)."""
+    entry = json.loads(path.read_text())
+    entry.pop("sources", None)
+    for other in entry.get("other_machines", []):
+        other.pop("sources", None)
+    return json.dumps(entry, sort_keys=True).encode()
+
+
 def digests(root: Path, chapters: list[str], profile: str, environment: Mapping[str, object],
             rendered: bool = True) -> dict[str, str]:
     """Per chapter (in build order), a digest of its input files (with the reference it shows if `rendered`), the
@@ -114,7 +124,8 @@ def digests(root: Path, chapters: list[str], profile: str, environment: Mapping[
             raise KeyError(f"{chapter}: not in helpers.graph.READS; declare which chapters it reads")
         h = hashlib.sha256(env.encode())
         for path in chapter_inputs(root, chapter, profile, rendered):
-            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+            content = shown_reference(path) if path.parent.parent == root / "reference" else path.read_bytes()
+            h.update(str(path.relative_to(root)).encode() + b"\0" + content)
         for upstream in READS.get(stem, ()):
             done = next((d for c, d in out.items() if Path(c).name == upstream), None)
             h.update((upstream + (done or "not in this build")).encode())
