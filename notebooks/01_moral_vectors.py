@@ -85,6 +85,9 @@ J, A = np.meshgrid(np.arange(-2, 3), np.arange(5), indexing="ij")
 m_virtue, m_vice = data.typicality(J.ravel(), A.ravel())
 signed = pd.DataFrame((m_virtue - m_vice).reshape(J.shape), index=pd.Index(range(-2, 3), name="judgment J"),
                       columns=pd.Index(range(5), name="agreement bucket A"))
+
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(5.5, 3.6))
 sns.heatmap(signed, annot=True, fmt="g", cmap=plotting.DIVERGING, center=0, vmin=-1, vmax=1, ax=ax,
             cbar_kws={"label": "signed typicality  m⁺ − m⁻"})
@@ -122,6 +125,9 @@ pd.DataFrame(data.moral_vectors(examples), index=examples["action"], columns=dat
 # %%
 moral = data.profile_moral_data(P)
 steps = pd.Series(moral.steps, name="rows")
+
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 2.6))
 sns.barplot(x=steps.values, y=steps.index, ax=ax, color=sns.color_palette(plotting.PALETTE)[0])
 for i, n in enumerate(steps.values):
@@ -150,7 +156,7 @@ counts = exploded.groupby(["sampled_dimension", "polarity"]).size().unstack(fill
 counts = counts.reindex(index=list(data.FOUNDATIONS), columns=["virtue", "vice", "neutral"], fill_value=0)
 counts
 
-# %%
+# %% tags=["hide-input"]
 polar = exploded[exploded["polarity"] != "neutral"].assign(
     typicality=lambda d: np.maximum(d["m_virtue"], d["m_vice"]))
 grid = sns.catplot(data=polar, x="typicality", hue="polarity", col="sampled_dimension", kind="count",
@@ -178,6 +184,9 @@ table = achieved.reset_index().assign(
     stratum=lambda d: d["sample_type"].str.replace("_typical", "") + " " + d["score_stratum"].map("{:g}".format))
 table = table.pivot(index="sampled_dimension", columns="stratum", values="rows").reindex(list(data.FOUNDATIONS))
 print(f"quotas per stratum: {quotas}")
+
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(11, 3.2))
 sns.heatmap(table, annot=True, fmt="g", cmap=plotting.SEQUENTIAL, ax=ax, cbar_kws={"label": "rows sampled"})
 ax.set(xlabel="stratum (pole and typicality)", ylabel="", title=f"Diagnosis sample: {len(sample):,} rows")
@@ -238,7 +247,7 @@ leakage.pivot(index=["split", "shared key"], columns="part", values="share in tr
 # %% [markdown]
 # ## Paper vs this run
 
-# %%
+# %% tags=["hide-input"]
 ledger.models = []
 ledger.data = {"n": len(moral.raw), "sha256": moral.sha256, "source": P.socialchem_source}
 ledger.record("n_rows_raw", len(moral.raw))

@@ -103,6 +103,9 @@ pd.DataFrame([{"model": name, **{k: getattr(model_spec(name), k) for k in ("hf_i
 
 # %%
 example = texts[0]
+
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(P.models), figsize=(5.5 * len(P.models), 4.2), squeeze=False)
 loaded = {}
 for ax, name in zip(axes[0], P.models):
@@ -143,7 +146,7 @@ del loaded
 # %% [markdown]
 # ## Norms by layer and pooling
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for name, store in stores.items():
     for layer in range(store.n_layers):
@@ -180,6 +183,9 @@ for name, store in stores.items():
                       "mean pairwise cosine": activations.mean_pairwise_cosine(activations.center(x) if centred else x)}
                      for centred in (False, True)]
 aniso = pd.DataFrame(rows)
+
+
+# %% tags=["hide-input"]
 grid = sns.relplot(data=aniso, x="layer", y="mean pairwise cosine", hue="pooling", style="centred", col="model",
                    kind="line", height=3.4, aspect=1.25)
 grid.set_titles("{col_name}").set(ylim=(-0.1, 1.02))
@@ -193,7 +199,7 @@ plt.show()
 # 1; after centring (the mean vector removed) it falls close to 0, and the differences between actions become
 # visible to a cosine. The random twin shows how much of the anisotropy is learned. Every diagnosis in chapters 03–05 therefore centres per layer, as the paper does.
 
-# %%
+# %% tags=["hide-input"]
 for name, store in stores.items():
     before = aniso.query("model == @name and pooling == 'mean' and not centred")["mean pairwise cosine"].to_list()
     after = aniso.query("model == @name and pooling == 'mean' and centred")["mean pairwise cosine"].to_list()

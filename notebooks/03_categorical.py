@@ -97,6 +97,9 @@ def curves(results: dict, label: str = "") -> pd.DataFrame:
 
 
 vv = curves(paper)
+
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(stores), figsize=(5.2 * len(stores), 3.8), sharey=True, squeeze=False)
 for ax, name in zip(axes[0], stores):
     band = pd.DataFrame(nulls[name])
@@ -124,6 +127,9 @@ plt.show()
 
 # %%
 summary = {name: categorical.summarise(per_layer) for name, per_layer in paper.items()}
+
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(stores), figsize=(4.6 * len(stores), 4.2), squeeze=False)
 for ax, name in zip(axes[0], stores):
     best = summary[name]["optimal_layer"]
@@ -158,6 +164,8 @@ by_variant = pd.concat([curves(paper, "paper")] + [curves(results, variant) for 
                        ignore_index=True)
 by_variant = by_variant.query("foundation == 'mean'")
 
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
 sns.lineplot(data=share, x="relative depth", y="top-3 variance share", hue="model", style="pooling", ax=axes[0])
 axes[0].set(title="Variance carried by the 3 largest dimensions", ylim=(0, 1.02))
@@ -183,6 +191,9 @@ mfd_stores = activations.profile_stores(P, activations.prompts(mfd_words, P.temp
 external = {name: robustness.sweep_layers(store, mfd, categorical.categorical_layer) for name, store in mfd_stores.items()}
 both = pd.concat([vv.assign(data="Social-Chem sample"), curves(external, "MFD 2.0 words")],
                  ignore_index=True).query("foundation == 'mean'")
+
+
+# %% tags=["hide-input"]
 grid = sns.relplot(data=both, x="relative depth", y="virtue–vice cosine", hue="data", col="model", kind="line",
                    height=3.3, aspect=1.2)
 grid.set_titles("{col_name}").set(ylim=(-1.05, 1.05))

@@ -97,6 +97,9 @@ def curves(results: dict, label: str) -> pd.DataFrame:
 
 rho = pd.concat([curves(paper, "paper (prototypes score themselves)"), curves(heldout, "held-out prototypes")],
                 ignore_index=True)
+
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(stores), figsize=(5.2 * len(stores), 3.8), sharey=True, squeeze=False)
 for ax, name in zip(axes[0], stores):
     for band, colour in ((nulls[name], "0.75"), (heldout_nulls[name], "0.9")):
@@ -128,6 +131,9 @@ peaks = pd.DataFrame([
     for name in stores
     for recipe, key in (("paper", "peak_spearman"), ("held-out", "peak_spearman_heldout"))
     for category, value in summary[name][key].items()])
+
+
+# %% tags=["hide-input"]
 grid = sns.catplot(data=peaks, x="category", y="peak Spearman ρ", hue="model", col="recipe", kind="bar",
                    order=list(data.DIMENSIONS), height=3.6, aspect=1.6)
 grid.set_titles("{col_name} recipe").tick_params(axis="x", rotation=45)
@@ -165,6 +171,9 @@ points = pd.DataFrame({
     "cosine to prototype": x[members] @ centre / (np.linalg.norm(x[members], axis=1) * np.linalg.norm(centre)),
     "row": np.where(sample["sample_type"].to_numpy()[members] == "vice_typical", "prototype (builds the centre)",
                     "other")})
+
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 sns.stripplot(data=points, x="typicality", y="cosine to prototype", hue="row", dodge=False, alpha=0.6, ax=ax,
               palette=[plotting.POLE_COLORS["vice"], plotting.POLE_COLORS["neutral"]], hue_order=["prototype (builds the centre)", "other"])
@@ -191,6 +200,9 @@ external = {name: robustness.sweep_layers(store, strength, lambda x, s: gradient
             for name, store in strength_stores.items()}
 table = pd.concat([curves(paper, "paper")] + [curves(results, variant) for variant, results in variants.items()]
                   + [curves(external, "MoralStrength words (held-out)")], ignore_index=True).query("category == 'overall'")
+
+
+# %% tags=["hide-input"]
 grid = sns.relplot(data=table, x="relative depth", y="Spearman ρ", hue="recipe", col="model", kind="line",
                    height=3.3, aspect=1.2)
 grid.set_titles("{col_name}").set(ylim=(-0.3, 1.0))

@@ -86,6 +86,9 @@ table = pd.DataFrame([{"model": name, "layer": layer, "relative depth": plotting
                       for name, per_layer in layers.items() for layer, result in enumerate(per_layer)])
 long = table.melt(id_vars=["model", "relative depth"], value_vars=["ari_polarity3", "ari_mft5", "ari_mft15", "noise_ratio"],
                   var_name="statistic", value_name="value")
+
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(stores), figsize=(5.2 * len(stores), 3.8), sharey=True, squeeze=False)
 for ax, name in zip(axes[0], stores):
     band = pd.DataFrame([result["null"]["ari_polarity3"] for result in layers[name]])
@@ -125,6 +128,9 @@ found = structural.cluster_labels(x, P.hdbscan_min_cluster_size, P.hdbscan_min_s
 view = pd.DataFrame({"dim 1": coords[:, 0], "dim 2": coords[:, 1], "foundation (MFT5)": sample["sampled_dimension"],
                      "polarity (Polarity3)": sample["polarity"],
                      "HDBSCAN cluster": np.where(found < 0, "noise", found.astype(str))})
+
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
 for ax, column in zip(axes, ["polarity (Polarity3)", "foundation (MFT5)", "HDBSCAN cluster"]):
     palette = plotting.POLE_COLORS if column.startswith("polarity") else plotting.PALETTE
@@ -158,6 +164,9 @@ rows = [{"model": name, "relative depth": plotting.relative_depth(layer, len(per
          "ARI (Polarity3)": result["ari_polarity3"], "ARI (MFT5)": result["ari_mft5"]}
         for recipe, results in [("paper", layers), *variants.items(), ("MFD 2.0 words", external)]
         for name, per_layer in results.items() for layer, result in enumerate(per_layer)]
+
+
+# %% tags=["hide-input"]
 grid = sns.relplot(data=pd.DataFrame(rows), x="relative depth", y="ARI (Polarity3)", hue="recipe", col="model",
                    kind="line", height=3.3, aspect=1.2)
 grid.set_titles("{col_name}").set(ylim=(-0.1, 1.02))

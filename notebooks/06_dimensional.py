@@ -90,6 +90,9 @@ curves = pd.DataFrame([
     for name, per_layer in layers.items() for layer, result in enumerate(per_layer)
     for probe, value in (("linear probe (paper)", result["r2"]), ("adjusted R² (paper)", result["adj_r2"]),
                          ("standardised ridge", result["r2_ridge"]))])
+
+
+# %% tags=["hide-input"]
 grid = sns.relplot(data=curves, x="relative depth", y="R²", hue="probe", col="model", kind="line", height=3.4,
                    aspect=1.2)
 grid.set_titles("{col_name}")
@@ -108,7 +111,7 @@ plt.show()
 # as in the original code), for each model. Diverging colours centred at zero: red is worse than predicting the
 # mean.
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(stores), figsize=(5.2 * len(stores), 3.8), squeeze=False)
 for ax, name in zip(axes[0], stores):
     per_dim = pd.DataFrame([result["r2_per_dim"] for result in layers[name]], columns=data.DIMENSIONS)
@@ -155,6 +158,9 @@ rows = [{"model": name, "relative depth": plotting.relative_depth(layer, len(per
          "ridge R²": result["r2_ridge"]}
         for recipe, results in [("paper", layers), *variants.items(), ("MoralStrength words", external)]
         for name, per_layer in results.items() for layer, result in enumerate(per_layer)]
+
+
+# %% tags=["hide-input"]
 grid = sns.relplot(data=pd.DataFrame(rows), x="relative depth", y="ridge R²", hue="input", col="model", kind="line",
                    height=3.3, aspect=1.2)
 grid.set_titles("{col_name}")

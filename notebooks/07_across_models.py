@@ -73,7 +73,7 @@ pd.DataFrame([{"model": m, **{k: getattr(model_spec(m), k) for k in ("family", "
 # held-out prototypes (04; higher is more graded), the Polarity3 ARI of the unsupervised clusters (05; the
 # dotted line is the share of points declared noise), and the test $R^2$ of the standardised ridge probe (06).
 
-# %%
+# %% tags=["hide-input"]
 def per_layer(values: list) -> pd.DataFrame:
     """A per-layer list as a frame with layer and relative depth."""
     return pd.DataFrame({"layer": range(len(values)), "value": values,
@@ -162,7 +162,7 @@ survival = pd.DataFrame([
     for m in models for title, (chapter, get) in headline.items()]).set_index(["model", "diagnosis"])
 survival.round(3)
 
-# %%
+# %% tags=["hide-input"]
 for m in models:
     ledger.record(m, {k.strip(): v for k, v in peaks(m).items() if k != "group"})
 ledger.record("variants", {f"{m} | {d}": row.to_dict() for (m, d), row in survival.iterrows()})

@@ -123,7 +123,7 @@ split_table
 # reports how many it drops (the isolated bars right of the line among the later tokens); the same tokens are
 # left untouched when the reconstruction is spliced back in.
 
-# %%
+# %% tags=["hide-input"]
 if corpus.tokens is not None:
     norms = pd.concat([pd.DataFrame({"layer": layer, "norm": np.linalg.norm(corpus.tokens.acts[layer], axis=1),
                                      "token": np.where(corpus.tokens.position == 0, "first token", "later tokens")})
@@ -161,7 +161,7 @@ for layer in layers:
 # Training curves: validation FVU, training $L_0$ against its target (dashed), the L1 coefficient $\lambda$
 # set by the adaptive rule, and the fraction of latents alive in each epoch.
 
-# %%
+# %% tags=["hide-input"]
 history = pd.concat([t.history.assign(layer=str(layer)) for layer, t in trained.items()], ignore_index=True)
 curves = history.melt(id_vars=["epoch", "layer"], value_vars=["val_fvu", "l0", "l1_lambda", "alive_fraction"],
                       var_name="metric")
@@ -187,7 +187,7 @@ quality = {layer: sae.layer_report(corpus, trained[layer], layer, P.sae_splice_t
 table = pd.DataFrame(quality).T.rename_axis("layer")
 table[["fvu_val", "l0_val", "alive_fraction", "splice_kl", "mean_ablation_kl", "n_train"]]
 
-# %%
+# %% tags=["hide-input"]
 long = table.reset_index().melt(id_vars="layer", value_vars=["splice_kl", "mean_ablation_kl"], var_name="splice",
                                 value_name="KL (nats per token)")
 long["splice"] = long["splice"].map({"splice_kl": "SAE reconstruction", "mean_ablation_kl": "mean ablation"})
@@ -223,7 +223,7 @@ else:
 # %% [markdown]
 # ## Paper vs this run
 
-# %%
+# %% tags=["hide-input"]
 ledger.record("per_layer", {str(layer): {k: quality[layer][k] for k in ("fvu_val", "l0_val", "alive_fraction",
                                                                          "splice_kl", "d_sae", "n_train",
                                                                          "train_seconds")}

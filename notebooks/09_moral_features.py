@@ -110,7 +110,7 @@ summary
 # (grey band, 95 %) and the paper's range (green band). Right: the mean prototypicality $\rho$ of the top
 # latents, with its null band and the paper's 0.1.
 
-# %%
+# %% tags=["hide-input"]
 def band(ax, layer_values, key, **style):
     """Shade the null's 2.5–97.5 % range of one statistic across layers."""
     ax.fill_between(layer_values, [nulls[l][key]["lo"] for l in layer_values],
@@ -145,7 +145,7 @@ plt.show()
 # The cosine between the virtue and the vice correlation profiles of each foundation, per layer. Above the
 # dashed 0.5 line the paper calls the pair collapsed: the same latents carry both poles with the same sign.
 
-# %%
+# %% tags=["hide-input"]
 pairs = pd.DataFrame([{"layer": layer, "foundation": f, "cosine": results[layer]["pair_cosine"][f]}
                       for layer in layers for f in data.FOUNDATIONS])
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
@@ -179,7 +179,7 @@ overlap.rename(columns={"overlap": "shared of top 100", "same_sign": "same sign"
 # 0.2\cdot$ distinguishing latents / width. The heatmap shows the 30 latents with the largest $|r|$ there, one
 # row each, against the ten dimensions (diverging colours centred at zero).
 
-# %%
+# %% tags=["hide-input"]
 best = int(summary["best_layer_score"].astype(float).idxmax())
 r_best = results[best]["r"]
 top = np.argsort(-np.abs(r_best).max(axis=1), kind="stable")[:30]
@@ -214,7 +214,7 @@ for latent in top[:3]:
 # %% [markdown]
 # ## Paper vs this run
 
-# %%
+# %% tags=["hide-input"]
 keys = ("monosemantic_ratio", "polysemantic_ratio", "weak_ratio", "mean_prototypicality_spearman",
         "mean_pair_cosine", "n_distinguishing")
 ledger.record("per_layer", {str(layer): {k: results[layer][k] for k in keys} for layer in layers})

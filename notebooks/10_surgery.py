@@ -107,7 +107,7 @@ pd.DataFrame(report_rows).set_index("layer")
 # Each term's mean over the epoch's batches (unweighted), per layer; the last panel is the weighted total on the
 # training batches and on the validation rows, which drives early stopping.
 
-# %%
+# %% tags=["hide-input"]
 history = pd.concat([t.history.assign(layer=str(layer)) for layer, t in tuned.items()], ignore_index=True)
 terms = list(surgery.WEIGHTS) + ["total", "val_total"]
 long = history.melt(id_vars=["epoch", "layer"], value_vars=terms, var_name="term", value_name="loss")
@@ -141,7 +141,7 @@ for layer in layers:
 before_after = pd.DataFrame(before_after)
 before_after.pivot(index="layer", columns="stage").round(3)
 
-# %%
+# %% tags=["hide-input"]
 labels = {"mean_pair_cosine": "virtue/vice pair cosine\n(lower = separated)",
           "mean_prototypicality_spearman": "prototypicality ρ\n(higher = graded)",
           "fvu_val": "validation FVU\n(lower = better reconstruction)"}
@@ -160,7 +160,7 @@ plt.show()
 # %% [markdown]
 # ## Paper vs this run
 
-# %%
+# %% tags=["hide-input"]
 wide = before_after.pivot(index="layer", columns="stage")
 final_terms = {layer: {k: float(v) for k, v in tuned[layer].history.iloc[-1][list(surgery.WEIGHTS)].items()}
                for layer in layers}

@@ -99,7 +99,7 @@ pd.DataFrame(judge_validation).T
 # Where the 1–3 scores land, against the labels (out-of-fold embedding scorer on the left two panels, zero-shot
 # digits on the right): a judge that tracks the labels puts its mass on the diagonal.
 
-# %%
+# %% tags=["hide-input"]
 confusions = {"embedding scorer: Flames grade": (validation["grade"], judges.grade_oof_class),
               "embedding scorer: emotion": (validation["emotion"], judges.emotion_oof_class),
               "zero-shot digit: Flames grade": (validation["grade"], judges.zero_shot_digits)}
@@ -205,7 +205,7 @@ table.drop(columns="order_ba").set_index(["judge", "layer", "condition"])
 # first), with the 50 % line of the paper's reading. A judge that failed validation above is marked, and its
 # bars are not evidence of anything.
 
-# %%
+# %% tags=["hide-input"]
 long = results.melt(id_vars=["layer", "condition", "judge"], value_vars=["win", "tie", "loss"], var_name="verdict",
                     value_name="prompts")
 long["share"] = long["prompts"] / len(prompts)
@@ -257,7 +257,7 @@ for i in range(min(3, len(prompts))):
 # %% [markdown]
 # ## Paper vs this run
 
-# %%
+# %% tags=["hide-input"]
 ledger.record("n_prompts", len(prompts))
 ledger.record("judge", {"backend": "local zero-shot (answer probabilities) + embedding scorer"
                                    + (f" + {P.judge_api_url if P.judge_api_url != 'serve' else 'served'} pairwise API"

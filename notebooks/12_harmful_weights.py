@@ -100,7 +100,7 @@ print(f"q = {P.prune_q:g}, p = {P.prune_p:g}: {n_pruned:,} weights pruned ({n_pr
 # %% [markdown]
 # Where the selected weights sit, by layer and matrix type:
 
-# %%
+# %% tags=["hide-input"]
 placement = pd.DataFrame([{"layer": int(name.split(".layers.")[1].split(".")[0]), "matrix": name.split(".")[-2],
                            "pruned": len(idx)} for name, idx in selection.items()])
 grid = placement.pivot(index="matrix", columns="layer", values="pruned").reindex(
@@ -141,7 +141,7 @@ flat = pd.DataFrame({name: {**{f"harm NLL: {t}": v for t, v in e["harm_nll"].ite
                             **{k: v for k, v in e.items() if k != "harm_nll"}} for name, e in evaluations.items()}).T
 flat
 
-# %%
+# %% tags=["hide-input"]
 shown = flat.assign(perplexity=np.log(flat["perplexity"])).rename(columns={"perplexity": "log perplexity"})
 delta = (shown - shown.loc["none (base)"]).drop(index="none (base)")
 long = delta.reset_index(names="condition").melt(id_vars="condition", var_name="metric", value_name="change")
@@ -179,6 +179,9 @@ sweep["Δ harmful NLL"] = sweep["harmful"] - base_harm
 sweep["Δ benign NLL"] = sweep["benign"] - base_benign
 curves = sweep.melt(id_vars=["pruned", "selection"], value_vars=["Δ harmful NLL", "Δ benign NLL"], var_name="data",
                     value_name="change")
+
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 4))
 sns.lineplot(data=curves, x="pruned", y="change", hue="data", style="selection", markers=True, ax=ax,
              palette="colorblind")
@@ -209,6 +212,9 @@ for a in types:
         transfer[a] = {b: pruning.response_nll(hf, tokenizer, data.compliant("eval", b))
                        - evaluations["none (base)"]["harm_nll"][b] for b in types}
 transfer = pd.DataFrame(transfer).T  # rows: pruned with, columns: evaluated on
+
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
 sns.heatmap(np.log10(overlap.clip(lower=1e-6) / chance), annot=overlap.map(lambda v: f"{v:.3f}"), fmt="", cmap="viridis",
             ax=axes[0], cbar_kws={"label": "log10(Jaccard / chance)"})
@@ -224,7 +230,7 @@ plt.show()
 # %% [markdown]
 # ## Paper vs this run
 
-# %%
+# %% tags=["hide-input"]
 base, after = evaluations["none (base)"], evaluations["signed (paper)"]
 pairs_ = [(a, b) for i, a in enumerate(types) for b in types[i + 1:]]
 ledger.record("n_pruned", n_pruned)

@@ -191,6 +191,9 @@ rows = [{"layer": layer, "domain": name, "features of": kind, "mean cosine with 
         for (layer, name), t in tests.items() for kind in ("inducing", "control")
         for v in np.nanmean(geometry.cosines(dictionaries[layer].directions, t["features"][kind],
                                              t["features"]["toxic"]), 1)]
+
+
+# %% tags=["hide-input"]
 grid = sns.catplot(data=pd.DataFrame(rows), x="domain", y="mean cosine with toxic features", hue="features of",
                    col="layer", kind="strip", dodge=True, alpha=0.35, size=3, height=3.4, aspect=1.3,
                    palette="colorblind")
@@ -245,7 +248,7 @@ rise_by_source = {source: {name: float((proxies[name] - base_proxy)[rows].mean()
 display(pd.Series(check))
 pd.DataFrame(rise_by_source).T.add_prefix("mean rise after ")
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 for name, values in losses.items():
     axes[0].plot(values, label=f"fine-tune on {name}")
@@ -307,6 +310,9 @@ removed = pd.DataFrame({name: {**pd.Series(strata[np.setdiff1d(np.arange(len(sco
                                "mean tokens, removed": n_tokens[np.setdiff1d(np.arange(len(scores)), keep)].mean(),
                                "mean tokens, kept": n_tokens[keep].mean()}
                         for name, keep in kept.items()}).fillna(0)
+
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 3.5))
 filtered_out = ~np.isin(np.arange(len(scores)), kept["geometry"])
 sns.stripplot(x=scores, y=strata, hue=np.where(filtered_out, "removed", "kept"), palette="colorblind", ax=ax)
@@ -343,7 +349,7 @@ else:
 # %% [markdown]
 # ## Paper vs this run
 
-# %%
+# %% tags=["hide-input"]
 overall = tests[(layers[0], "all")]
 ledger.record("mean_cos_inducing_toxic", overall["mean_cos_inducing_toxic"])
 ledger.record("mean_cos_control_toxic", overall["mean_cos_control_toxic"])

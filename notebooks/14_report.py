@@ -123,7 +123,7 @@ claims.evidence(rows, P.name)
 # the paper's rule alone applied to the random-initialised twin. A blank cell: this view was not computed for that
 # claim (a claim outside chapters 03–07, or a variant that does not store what the rule reads).
 
-# %%
+# %% tags=["hide-input"]
 views = ["paper recipe", *claims.ROBUST_VARIANTS, *claims.LEXICONS.values(), claims.TWIN]
 grid = pd.DataFrame([{"id": r["id"], "paper recipe": r["verdict"], **r["variants"],
                       claims.TWIN: r["control_verdict"] if r["control"] == claims.TWIN else None} for r in rows]
@@ -142,6 +142,9 @@ plt.show()
 
 # %%
 summary = pd.DataFrame(rows)
+
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(8, 3.2))
 order = [claims.MORAL, claims.HARM, claims.GEOMETRY]
 counts = (summary.groupby(["paper", "verdict"]).size().unstack(fill_value=0)

@@ -48,3 +48,12 @@ def test_first_code_cell_is_the_canonical_hidden_colab_cell(root, chapter):
         code = [c for c in jupytext.read(root / f"{chapter}{suffix}").cells if c.cell_type == "code"]
         assert code[0].source == expected.source, f"{suffix}: run `python -m helpers.book --sync-colab`"
         assert code[0].metadata.get("tags") == ["remove-cell"] and "google.colab" in code[0].source
+
+
+@pytest.mark.parametrize("chapter", ROOT_CHAPTERS)
+def test_plotting_code_is_collapsed_on_the_page(root, chapter):
+    for cell in jupytext.read(root / f"{chapter}.py").cells:
+        draws = any(call in cell.source for call in ("save_figure", "plt.subplots", "sns."))
+        if cell.cell_type == "code" and draws:
+            tags = cell.metadata.get("tags", [])
+            assert {"hide-input", "remove-input", "remove-cell"} & set(tags), cell.source.splitlines()[0]
