@@ -96,3 +96,22 @@ def test_each_page_links_its_learner_notebook_and_itself_on_colab(root):
         links = exercises.colab_links(page)
         for target in (f"notebooks/exercises/{exercises.LEARNER_DIR}/{page}.ipynb", f"notebooks/exercises/{page}.ipynb"):
             assert f"/{target})" in links and (root / target).is_file(), target
+
+
+def test_fold_centre_reference_is_what_the_book_does_to_a_sae_lens_sae():
+    from helpers import sae
+
+    trained = sae._build(sae.SAESettings(expansion=2), d_in=6)
+    params = exercises.random_sae()
+    with torch.no_grad():
+        trained.b_enc.copy_(params["b_enc"])
+        trained.b_dec.copy_(params["b_dec"])
+    w_enc, w_dec = trained.W_enc.detach().clone(), trained.W_dec.detach().clone()
+    before = trained.decode(trained.encode(params["x"] - params["centre"])).detach() + params["centre"]
+    b_enc, b_dec = exercises.fold_centre_reference(w_enc, params["b_enc"], params["b_dec"], params["centre"])
+    sae._fold_center(trained, params["centre"])
+    torch.testing.assert_close(trained.b_enc.detach(), b_enc)
+    torch.testing.assert_close(trained.b_dec.detach(), b_dec)
+    codes = exercises.sae_encode(params["x"], w_enc, b_enc)
+    torch.testing.assert_close(trained.encode(params["x"]).detach(), codes, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(exercises.sae_decode(codes, w_dec, b_dec), before, rtol=1e-4, atol=1e-4)

@@ -51,9 +51,9 @@ Markdown(exercises.colab_links("E2_prototype_cosines"))
 # %% [markdown]
 # ## The task
 #
-# A prototype $ is the mean of the **centred** activations $\tilde x_i = x_i - \bar x$ of category $'s
-# *typical* rows (`sample_type` `virtue_typical` or `vice_typical` in its foundation; category k$ is
-# foundation $'s virtue pole, k + 1$ its vice pole, foundations in `helpers.data.FOUNDATIONS` order). Return
+# A prototype $c_j$ is the mean of the **centred** activations $\tilde x_i = x_i - \bar x$ of category $j$'s
+# *typical* rows (`sample_type` `virtue_typical` or `vice_typical` in its foundation; category $2k$ is
+# foundation $k$'s virtue pole, $2k + 1$ its vice pole, foundations in `helpers.data.FOUNDATIONS` order). Return
 # $\cos(c_j, c_k)$ for every pair.
 #
 # **Predict first.** Residual streams share one large direction (chapter 02). Without centring, what would

@@ -50,8 +50,8 @@ Markdown(exercises.colab_links("E8_signed_selection"))
 # %% [markdown]
 # ## The task
 #
-# For each matrix `W` with summed gradient `G` of the loss on harmful answers, zeroing weight $ changes the loss
-# by about hmBw\,g$. Score every weight by hmBW \odot G$, take the top $\lceil q \cdot \text{numel} \rceil$ as
+# For each matrix `W` with summed gradient `G` of the loss on harmful answers, zeroing weight $w$ changes the loss
+# by about $-w\,g$. Score every weight by $-W \odot G$, take the top $\lceil q \cdot \text{numel} \rceil$ as
 # candidates, and remove those among the top $\lceil p \cdot \text{numel} \rceil$ of the **keep** scores (how much
 # benign answers need each weight). Return, per matrix name, the flat indices that remain.
 #

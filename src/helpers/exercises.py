@@ -294,6 +294,61 @@ def check_null_band(null_band: Callable[[Callable[[np.ndarray], float], np.ndarr
         raise ExerciseFailed("E4: the null band should straddle 0 and lie far below the planted correlation")
 
 
+# ---------- E5: folding the training centre into an SAE's biases (chapter 08) ----------
+
+def sae_encode(x: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor) -> torch.Tensor:
+    """The book's SAE codes (sae-lens `StandardSAE` without `apply_b_dec_to_input`): ReLU(x W_enc + b_enc)."""
+    return torch.relu(x @ w_enc + b_enc)
+
+
+def sae_decode(codes: torch.Tensor, w_dec: torch.Tensor, b_dec: torch.Tensor) -> torch.Tensor:
+    """The reconstruction: codes W_dec + b_dec."""
+    return codes @ w_dec + b_dec
+
+
+def fold_centre_reference(w_enc: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor, centre: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The book's answer (`sae._fold_center`): b_enc − c W_enc and b_dec + c."""
+    return b_enc - centre @ w_enc, b_dec + centre
+
+
+E5_MUTANTS = {
+    "the encoder bias moved the wrong way: the folded SAE sees x, not x − c, so subtract c W_enc from b_enc":
+        lambda w, be, bd, c: (be + c @ w, bd + c),
+    "the decoder bias was left alone: the reconstruction of x − c needs c added back":
+        lambda w, be, bd, c: (be - c @ w, bd),
+    "only the decoder bias moved: this SAE does not subtract b_dec from its input, so the codes need b_enc − c W_enc":
+        lambda w, be, bd, c: (be, bd + c),
+    "c subtracted from the decoder bias: the SAE reconstructs x − c, and x = (x − c) + c":
+        lambda w, be, bd, c: (be - c @ w, bd - c),
+}
+
+
+def random_sae(d_in: int = 6, d_sae: int = 12, seed: int = 6) -> dict[str, torch.Tensor]:
+    """A seeded random SAE (weights, biases), a training centre and a batch of raw activations."""
+    generator = torch.Generator().manual_seed(seed)
+    return {"w_enc": torch.randn(d_in, d_sae, generator=generator), "b_enc": torch.randn(d_sae, generator=generator),
+            "w_dec": torch.randn(d_sae, d_in, generator=generator), "b_dec": torch.randn(d_in, generator=generator),
+            "centre": 5 * torch.randn(d_in, generator=generator), "x": torch.randn(20, d_in, generator=generator) + 5}
+
+
+def check_fold_centre(fold_centre: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """E5: the folded SAE on raw x must give the codes of the trained SAE on x − c and its reconstruction plus c."""
+    p = random_sae()
+    b_enc, b_dec = fold_centre(p["w_enc"], p["b_enc"], p["b_dec"], p["centre"])
+
+    def outputs(biases: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        codes = sae_encode(p["x"], p["w_enc"], biases[0])
+        return codes.numpy(), sae_decode(codes, p["w_dec"], biases[1]).numpy()
+
+    trained = sae_encode(p["x"] - p["centre"], p["w_enc"], p["b_enc"])
+    want = (trained.numpy(), (sae_decode(trained, p["w_dec"], p["b_dec"]) + p["centre"]).numpy())
+    mutants = {hint: outputs(wrong(p["w_enc"], p["b_enc"], p["b_dec"], p["centre"])) for hint, wrong in E5_MUTANTS.items()}
+    got = outputs((torch.as_tensor(b_enc), torch.as_tensor(b_dec)))
+    _judge("E5", "codes of raw x", got[0], want[0], {h: m[0] for h, m in mutants.items()}, 1e-4)
+    _judge("E5", "reconstruction of raw x", got[1], want[1], {h: m[1] for h, m in mutants.items()}, 1e-4)
+
+
 # ---------- E8: signed weight scores and the top-q-minus-top-p selection (chapter 12) ----------
 
 def selection_reference(weights: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
@@ -364,6 +419,7 @@ EXERCISES: dict[str, tuple[str, Callable, dict[str, Callable]]] = {
     "E2_prototype_cosines": ("prototype_cosines", check_prototype_cosines, E2_MUTANTS),
     "E3_typicality_rho": ("typicality_rho", check_typicality_rho, E3_MUTANTS),
     "E4_null_band": ("null_band", check_null_band, E4_MUTANTS),
+    "E5_fold_centre": ("fold_centre", check_fold_centre, E5_MUTANTS),
     "E8_signed_selection": ("select", check_selection, E8_MUTANTS),
 }
 
