@@ -87,14 +87,16 @@ def test_learner_notebooks_are_the_pages_without_solutions(root):
         solution = next(c for c in json.loads(page.read_text())["cells"]
                         if exercises.SOLUTION_TAG in c["metadata"].get("tags", []))
         body = [line.strip() for line in "".join(solution["source"]).split('"""', 2)[-1].splitlines() if line.strip()]
-        shown = {line.strip() for c in json.loads(learner.read_text())["cells"] for line in "".join(c["source"]).splitlines()}
+        shown = {line.strip() for cell in json.loads(learner.read_text())["cells"]
+                 for line in "".join(cell["source"]).splitlines()}
         assert body and not shown & set(body), f"{learner} holds solution lines {sorted(shown & set(body))}"
 
 
 def test_each_page_links_its_learner_notebook_and_itself_on_colab(root):
     for page in PAGES:
         links = exercises.colab_links(page)
-        for target in (f"notebooks/exercises/{exercises.LEARNER_DIR}/{page}.ipynb", f"notebooks/exercises/{page}.ipynb"):
+        for target in (f"notebooks/exercises/{exercises.LEARNER_DIR}/{page}.ipynb",
+                       f"notebooks/exercises/{page}.ipynb"):
             assert f"/{target})" in links and (root / target).is_file(), target
 
 

@@ -343,7 +343,8 @@ def check_fold_centre(fold_centre: Callable[..., tuple[torch.Tensor, torch.Tenso
 
     trained = sae_encode(p["x"] - p["centre"], p["w_enc"], p["b_enc"])
     want = (trained.numpy(), (sae_decode(trained, p["w_dec"], p["b_dec"]) + p["centre"]).numpy())
-    mutants = {hint: outputs(wrong(p["w_enc"], p["b_enc"], p["b_dec"], p["centre"])) for hint, wrong in E5_MUTANTS.items()}
+    mutants = {hint: outputs(wrong(p["w_enc"], p["b_enc"], p["b_dec"], p["centre"]))
+               for hint, wrong in E5_MUTANTS.items()}
     got = outputs((torch.as_tensor(b_enc), torch.as_tensor(b_dec)))
     _judge("E5", "codes of raw x", got[0], want[0], {h: m[0] for h, m in mutants.items()}, 1e-4)
     _judge("E5", "reconstruction of raw x", got[1], want[1], {h: m[1] for h, m in mutants.items()}, 1e-4)
