@@ -350,6 +350,65 @@ def check_fold_centre(fold_centre: Callable[..., tuple[torch.Tensor, torch.Tenso
     _judge("E5", "reconstruction of raw x", got[1], want[1], {h: m[1] for h, m in mutants.items()}, 1e-4)
 
 
+# ---------- E7: the steering hook (chapter 11) ----------
+
+def steering_hook_reference(edit: Callable[[torch.Tensor], torch.Tensor], skip: torch.Tensor) -> Callable:
+    """The book's answer: `steering.steering_hook`."""
+    from helpers.steering import steering_hook
+
+    return steering_hook(edit, skip)
+
+
+def _edits_everything(edit, skip):  # noqa: ARG001 - the mutant ignores skip
+    """The mutant that also edits padding and each prompt's sink."""
+    return lambda resid, hook=None: edit(resid.float()).to(resid.dtype)
+
+
+def _skips_generated(edit, skip):
+    """The mutant that returns generated tokens unedited."""
+    reference = steering_hook_reference(edit, skip)
+    return lambda resid, hook=None: resid if resid.shape[1] != skip.shape[1] else reference(resid, hook)
+
+
+def _in_place(edit, skip):
+    """The mutant that writes the edit into the model's own tensor."""
+    def hook(resid, hook=None):  # noqa: ARG001 - TransformerLens hook signature
+        keep = skip if resid.shape[1] == skip.shape[1] else torch.zeros(resid.shape[:2], dtype=torch.bool)
+        resid[~keep] = edit(resid[~keep].float()).to(resid.dtype)
+        return resid
+    return hook
+
+
+E7_MUTANTS = {
+    "padding and the sink were edited too: leave the positions `skip` marks alone during the prefill":
+        _edits_everything,
+    "generated tokens came back unedited: with a KV cache each new token arrives alone, and it must be steered "
+    "(`skip` describes the prefill only)": _skips_generated,
+    "the hook changed the tensor it was given: edit a copy (`resid.clone()`), the model may still read the "
+    "original": _in_place,
+}
+
+
+def check_steering_hook(steering_hook: Callable[[Callable, torch.Tensor], Callable]) -> None:
+    """E7: a left-padded prefill (padding and sinks untouched, the rest edited), then a generated token (edited), an
+    α = 0 edit (the identity), and the input tensor left as it was."""
+    generator = torch.Generator().manual_seed(7)
+    skip = torch.tensor([[True, True, False, False], [True, False, False, False]])  # row 0: padding, then the sink
+    edit = lambda x: x + 1.0  # noqa: E731 - the simplest edit whose effect is visible everywhere
+    for case, resid in (("the prefill", torch.randn(2, 4, 3, generator=generator)),
+                        ("a generated token", torch.randn(2, 1, 3, generator=generator))):
+        given = resid.clone()
+        mutants = {hint: wrong(edit, skip)(resid.clone(), None).numpy() for hint, wrong in E7_MUTANTS.items()}
+        got = steering_hook(edit, skip)(resid, None)
+        if not torch.equal(resid, given):
+            raise ExerciseFailed(f"E7, {case}: {next(h for h in E7_MUTANTS if h.startswith('the hook changed'))}")
+        _judge("E7", case, got.detach().numpy(), steering_hook_reference(edit, skip)(given.clone(), None).numpy(),
+               mutants, 1e-6)
+    resid = torch.randn(2, 4, 3, generator=generator)
+    _judge("E7", "an α = 0 edit (must be the identity)", steering_hook(lambda x: x, skip)(resid.clone(), None).numpy(),
+           resid.numpy(), {}, 0)
+
+
 # ---------- E8: signed weight scores and the top-q-minus-top-p selection (chapter 12) ----------
 
 def selection_reference(weights: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
@@ -421,6 +480,7 @@ EXERCISES: dict[str, tuple[str, Callable, dict[str, Callable]]] = {
     "E3_typicality_rho": ("typicality_rho", check_typicality_rho, E3_MUTANTS),
     "E4_null_band": ("null_band", check_null_band, E4_MUTANTS),
     "E5_fold_centre": ("fold_centre", check_fold_centre, E5_MUTANTS),
+    "E7_steering_hook": ("steering_hook", check_steering_hook, E7_MUTANTS),
     "E8_signed_selection": ("select", check_selection, E8_MUTANTS),
 }
 
