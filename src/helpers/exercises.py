@@ -37,6 +37,9 @@ def _close(got: object, want: object, atol: float) -> bool:
     if isinstance(want, dict):
         return (isinstance(got, dict) and got.keys() == want.keys()
                 and all(_close(got[k], want[k], atol) for k in want))
+    if isinstance(want, np.ndarray) and want.dtype.kind in "US":  # labels: equal, element for element
+        got = np.asarray(got)
+        return got.shape == want.shape and bool((got.astype(str) == want).all())
     try:
         got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
     except (TypeError, ValueError):
@@ -350,6 +353,55 @@ def check_fold_centre(fold_centre: Callable[..., tuple[torch.Tensor, torch.Tenso
     _judge("E5", "reconstruction of raw x", got[1], want[1], {h: m[1] for h, m in mutants.items()}, 1e-4)
 
 
+# ---------- E6: monosemantic, polysemantic and weak latents (chapter 09) ----------
+
+def classify_reference(r: np.ndarray) -> np.ndarray:
+    """The book's answer: `features.classify` with its thresholds (weak below |r| 0.05, significant above 0.1)."""
+    from helpers.features import classify
+
+    return classify(r)
+
+
+def planted_correlations() -> tuple[np.ndarray, np.ndarray]:
+    """Six latents' correlations with the 10 dimensions (care-harm's virtue and vice are columns 0 and 1) and their
+    classes, worked out by hand."""
+    r = np.zeros((6, len(DIMENSIONS)))
+    r[0, 0] = 0.3  # one significant dimension
+    r[1, [0, 1]] = 0.3, -0.25  # care's virtue and vice: one foundation
+    r[2, [0, 4]] = 0.3, 0.2  # care and a second foundation
+    r[3, 3] = 0.04  # nothing above 0.05
+    r[4, 5] = -0.4  # one significant, negative
+    r[5, [2, 6, 8]] = 0.2, 0.15, 0.12  # three foundations
+    return r, np.array(["monosemantic", "monosemantic", "polysemantic", "weak", "monosemantic", "polysemantic"])
+
+
+def _signed(r: np.ndarray) -> np.ndarray:
+    """The mutant that ranks signed correlations, so strong negative ones are missed."""
+    from helpers import features
+
+    return features.classify(np.clip(r, 0, None))
+
+
+E6_MUTANTS = {
+    "a strong negative correlation counts: rank |r|, not r": _signed,
+    "virtue and vice of one foundation are one concept: two significant dimensions in the same foundation are "
+    "monosemantic": lambda r: np.where((np.abs(r) > 0.1).sum(1) == 1, "monosemantic",
+                                       np.where(np.abs(r).max(1) < 0.05, "weak", "polysemantic")),
+    "weak means every |r| below 0.05, not below the significance level 0.1": lambda r: np.where(
+        np.abs(r).max(1) < 0.1, "weak", classify_reference(r)),
+}
+
+
+def check_classify(classify: Callable[[np.ndarray], np.ndarray]) -> None:
+    """E6: six hand-classified latents, then random correlations against `features.classify`."""
+    r, expected = planted_correlations()
+    _judge("E6", "the hand-classified latents", classify(r), expected,
+           {hint: wrong(r) for hint, wrong in E6_MUTANTS.items()}, 0)
+    r = np.random.default_rng(8).normal(scale=0.08, size=(200, len(DIMENSIONS)))
+    _judge("E6", "random correlations", classify(r), classify_reference(r),
+           {hint: wrong(r) for hint, wrong in E6_MUTANTS.items()}, 0)
+
+
 # ---------- E7: the steering hook (chapter 11) ----------
 
 def steering_hook_reference(edit: Callable[[torch.Tensor], torch.Tensor], skip: torch.Tensor) -> Callable:
@@ -480,6 +532,7 @@ EXERCISES: dict[str, tuple[str, Callable, dict[str, Callable]]] = {
     "E3_typicality_rho": ("typicality_rho", check_typicality_rho, E3_MUTANTS),
     "E4_null_band": ("null_band", check_null_band, E4_MUTANTS),
     "E5_fold_centre": ("fold_centre", check_fold_centre, E5_MUTANTS),
+    "E6_latent_classes": ("classify", check_classify, E6_MUTANTS),
     "E7_steering_hook": ("steering_hook", check_steering_hook, E7_MUTANTS),
     "E8_signed_selection": ("select", check_selection, E8_MUTANTS),
 }
