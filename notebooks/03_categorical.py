@@ -18,7 +18,7 @@
 #
 # **The question.** If a model represents morality, the prototypes of a virtue and of its opposing vice (care
 # vs harm, fairness vs cheating, …) should point in *different* directions of its residual stream. The paper
-# finds the opposite: after centring, the cosine between opposing prototypes "frequently exceeds 0.5" in
+# finds the opposite: after {term}`centring`, the cosine between opposing prototypes "frequently exceeds 0.5" in
 # intermediate layers, so virtue and vice sit on the same side. This chapter measures that cosine for every
 # model and layer, and asks how much of it a null reference, a random network, the pooling choice and a
 # different source of human data would also produce.

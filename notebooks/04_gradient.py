@@ -19,7 +19,7 @@
 # **The question.** People do not only sort actions into virtue and vice; they grade them. "Taking the last
 # biscuit" and "poisoning a neighbour's dog" are both harm, one barely and one prototypically. If a model's
 # representation follows human prototype structure, an action should sit *closer to its category's prototype
-# the more typical people find it*. The paper reports that this gradient is weak: the peak Spearman correlation
+# the more typical people find it*. The paper reports that this gradient is weak: the peak {term}`Spearman correlation`
 # stays below 0.55 for every model and category, and vice categories are graded more than virtue ones.
 #
 # **Prerequisites:** {doc}`03_categorical` (prototypes). **Run time:** a few minutes (`ci`).

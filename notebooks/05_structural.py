@@ -20,7 +20,7 @@
 # told: the activations are clustered on their own, and the clusters are compared with the human categories
 # afterwards. If moral distinctions organise the representation, clusters should line up with virtue / vice /
 # neutral (Polarity3), with the five foundations (MFT5), or with both (MFT15). The paper finds at best an
-# adjusted Rand index (ARI) near 0.5 for Polarity3 and below 0.15 for MFT5, and warns that high ARIs occur in
+# adjusted Rand index ({term}`ARI`) near 0.5 for Polarity3 and below 0.15 for MFT5, and warns that high ARIs occur in
 # layers where most points are declared noise.
 #
 # **Prerequisites:** {doc}`02_activations`. **Run time:** a few minutes (`ci`).

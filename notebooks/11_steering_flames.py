@@ -18,7 +18,7 @@
 #
 # **The question.** Chapter 10 reshaped the moral latents of each SAE. The paper then writes the reshaped
 # reconstruction back into the residual stream while the model answers adversarial prompts from the Flames
-# benchmark, and reports that a judge prefers the steered answers: a 75.4 % pairwise win rate at layer 11 and
+# benchmark, and reports that a judge prefers the steered answers: a 75.4 % pairwise {term}`win rate` at layer 11 and
 # above 60 % at every layer of Qwen3-8B, with more perfect safety scores (908 → 953 of 1,000) and emotional
 # nuance scores (867 → 930). This chapter runs the same intervention with the controls the paper lacks, and
 # first asks the question every LLM-as-judge result depends on: **can the judge tell a safe answer from a

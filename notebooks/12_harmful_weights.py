@@ -196,8 +196,9 @@ sweep
 # ## Shared across harm types?
 #
 # The recipe run once per harm type (25 scoring prompts each, same $q$ and $p$): how much the four selections
-# overlap (Jaccard, pooled over matrices) against the overlap two random selections of the same per-matrix sizes
-# would have, and what pruning one type's selection does to the held-out prompts of every type.
+# overlap ({term}`Jaccard <Jaccard index>`, pooled over matrices) against the overlap two random selections of
+# the same per-matrix sizes would have, and what pruning one type's selection does to the held-out prompts of
+# every type.
 
 # %%
 per_type = {t: pruning.select(pruning.prune_scores(weights, grads[t]), keep, P.prune_q, P.prune_p)
