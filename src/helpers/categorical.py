@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from helpers.checks import as_matrix, require_columns, require_rows
 from helpers.data import DIMENSIONS, FOUNDATIONS
-from helpers.robustness import null_band
+from helpers.robustness import null_band, permutations
 
 N_CATEGORIES = len(DIMENSIONS)  # category 2k = virtue pole of foundation k, 2k + 1 = its vice pole
 TYPICAL_TYPES = ("virtue_typical", "vice_typical")  # sample_type whose rows build the virtue / vice centres
@@ -95,29 +95,33 @@ def categorical_layer(x: np.ndarray, sample: pd.DataFrame) -> dict:
             "mean_virtue_vice": float(np.mean(list(virtue_vice.values()))), "offdiag": offdiag_stats(matrix)}
 
 
+def shuffled_centres(x_centred: np.ndarray, typical: np.ndarray, n_perm: int, seed: int = 0, block: int = 50
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per block of the row shuffles of `robustness.permutations` (same seed, same draws): the shuffles `[b, n]` and
+    the category centres `[b, 10, d]` of the shuffled rows, the centre of category j averaging the rows its
+    `typical[j]` mask selects (one matrix product per block: a shuffle moves rows, never the mean)."""
+    if not typical.any(axis=1).all():
+        empty = [DIMENSIONS[i] for i in np.flatnonzero(~typical.any(axis=1))]
+        raise ValueError(f"category(ies) {empty} have no typical rows to build a centre from")
+    averaging = typical / typical.sum(axis=1, keepdims=True)  # [10, n]: centres = averaging @ shuffled rows
+    drawn = permutations(len(x_centred), n_perm, seed)
+    for start in range(0, n_perm, block):
+        perm = drawn[start:start + block]  # row i of a shuffled x is x[perm[i]]
+        weights = averaging[:, np.argsort(perm, axis=1)].transpose(1, 0, 2)  # a shuffle's centre j: original rows
+        yield perm, weights @ x_centred
+
+
 def null_mean_virtue_vice(x: np.ndarray, sample: pd.DataFrame, n_perm: int, seed: int = 0,
                           block: int = 50) -> dict[str, float]:
     """Null band of `categorical_layer`'s mean virtue–vice cosine when the rows of `x` are shuffled: the
     permutations of `robustness.permutation_null` (same seed, same draws), `block` of them per matrix product."""
-    if n_perm < 1:
-        raise ValueError(f"n_perm must be ≥ 1, got {n_perm}")
-    x_centred = centre(x)  # a shuffle moves rows, never the mean
-    n = len(x_centred)
-    require_rows(sample, n)
+    x_centred = centre(x)
+    require_rows(sample, len(x_centred))
     require_columns(sample, ("sampled_dimension", "sample_type"))
     foundation, kind = sample["sampled_dimension"].to_numpy(), sample["sample_type"].to_numpy()
     typical = np.stack([(foundation == name) & (kind == pole) for name in FOUNDATIONS for pole in TYPICAL_TYPES])
-    if not typical.any(axis=1).all():
-        empty = [DIMENSIONS[i] for i in np.flatnonzero(~typical.any(axis=1))]
-        raise ValueError(f"category(ies) {empty} have no typical rows")
-    averaging = typical / typical.sum(axis=1, keepdims=True)  # [10, n]: centres = averaging @ shuffled rows
-    rng = np.random.default_rng(seed)
-    permutations = np.stack([rng.permutation(n) for _ in range(n_perm)])
     means = []
-    for start in range(0, n_perm, block):
-        perm = permutations[start:start + block]
-        weights = averaging[:, np.argsort(perm, axis=1)].transpose(1, 0, 2)  # a shuffle's centre j: original rows
-        centres = weights @ x_centred  # [b, 10, d]
+    for _, centres in shuffled_centres(x_centred, typical, n_perm, seed, block):
         unit = centres / np.linalg.norm(centres, axis=2, keepdims=True)
         virtue_vice = np.clip(np.einsum("bkd,bkd->bk", unit[:, 0::2], unit[:, 1::2]), -1.0, 1.0)
         means.append(virtue_vice.mean(axis=1))

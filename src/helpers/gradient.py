@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata, spearmanr
 
-from helpers.categorical import category_centres
+from helpers.categorical import category_centres, shuffled_centres
 from helpers.checks import as_matrix, require_columns, require_rows
 from helpers.data import DIMENSIONS, FOUNDATIONS
 from helpers.robustness import null_band
@@ -194,34 +194,21 @@ def _rank_correlations(label_ranks: np.ndarray, scores: np.ndarray) -> np.ndarra
 def null_overall(x: np.ndarray, task: GradientTask, n_perm: int, seed: int = 0, block: int = 50) -> dict[str, float]:
     """Null band of the overall ρ of `score` when the rows of `x` are shuffled: the permutations of
     `robustness.permutation_null` (same seed, same draws), `block` of them per pair of matrix products."""
-    if n_perm < 1:
-        raise ValueError(f"n_perm must be ≥ 1, got {n_perm}")
     x = as_matrix(x)
     require_rows(task.sample, len(x))
     n = len(x)
-    x_centred = x - x.mean(axis=0, keepdims=True)  # a shuffle moves rows, never the mean
+    x_centred = x - x.mean(axis=0, keepdims=True)
     representative = _distinct_rows(x_centred)
     norms = np.linalg.norm(x_centred, axis=1)
     build = np.ones(n, dtype=bool) if task.build is None else task.build
-    typical = np.stack([members & build for members in _typical_masks(task.sample).values()]).astype(float)
-    if not typical.any(axis=1).all():
-        empty = [c for c, rows in zip(DIMENSIONS, typical) if not rows.any()]
-        raise ValueError(f"category(ies) {empty} have no typical rows to build a centre from")
-    averaging = typical / typical.sum(axis=1, keepdims=True)  # [10, n]: centres = averaging @ shuffled rows
+    typical = np.stack([members & build for members in _typical_masks(task.sample).values()])
     rows = np.concatenate([np.flatnonzero(task.chosen[c]) for c in DIMENSIONS])  # scored rows, pooled order
     categories = np.concatenate([np.full(task.chosen[c].sum(), i) for i, c in enumerate(DIMENSIONS)])
     label_ranks = rankdata(np.concatenate([task.labels[c] for c in DIMENSIONS]))
-    if np.ptp(label_ranks) == 0:
-        return null_band(np.full(n_perm, np.nan))
-    rng = np.random.default_rng(seed)
-    permutations = np.stack([rng.permutation(n) for _ in range(n_perm)])
     rho = []
-    for start in range(0, n_perm, block):
-        perm = permutations[start:start + block]  # row i of a shuffled x is x[perm[i]]
+    for perm, centres in shuffled_centres(x_centred, typical, n_perm, seed, block):
         m = len(perm)
-        # a shuffle's centre j averages the original rows perm[i], i in its typical set: weights averaging[:, inverse]
-        weights = averaging[:, np.argsort(perm, axis=1)].transpose(1, 0, 2).reshape(m * len(DIMENSIONS), n)
-        centres = weights @ x_centred  # [m * 10, d]
+        centres = centres.reshape(m * len(DIMENSIONS), -1)
         dots = x_centred @ centres.T  # [n, m * 10]
         source = representative[perm[:, rows]]  # the original row scored at each pooled position (one per distinct row)
         column = np.arange(m)[:, None] * len(DIMENSIONS) + categories

@@ -66,11 +66,16 @@ def null_band(values: np.ndarray) -> dict[str, float]:
             "hi": float(np.percentile(values, 97.5))}
 
 
-def permutation_null(statistic: Callable[[np.ndarray], float], x: np.ndarray, n_perm: int = 100,
-                     seed: int = 0) -> dict[str, float]:
-    """Null band of `statistic(x)` when the rows of `x` are shuffled, i.e. labels carry no moral structure."""
+def permutations(n: int, n_perm: int, seed: int = 0) -> np.ndarray:
+    """`[n_perm, n]` row shuffles, the draws every label-permutation null of the book uses (one seeded generator)."""
     if n_perm < 1:
         raise ValueError(f"n_perm must be ≥ 1, got {n_perm}")
     rng = np.random.default_rng(seed)
-    return null_band(np.array([statistic(x[rng.permutation(len(x))]) for _ in range(n_perm)]))
+    return np.stack([rng.permutation(n) for _ in range(n_perm)])
+
+
+def permutation_null(statistic: Callable[[np.ndarray], float], x: np.ndarray, n_perm: int = 100,
+                     seed: int = 0) -> dict[str, float]:
+    """Null band of `statistic(x)` when the rows of `x` are shuffled, i.e. labels carry no moral structure."""
+    return null_band(np.array([statistic(x[perm]) for perm in permutations(len(x), n_perm, seed)]))
 
