@@ -151,11 +151,6 @@ def prototype_cosines_reference(x: np.ndarray, sample: pd.DataFrame) -> np.ndarr
     return categorical.cosine_matrix(categorical.category_centres(categorical.centre(x), sample))
 
 
-def _unit_rows(m: np.ndarray) -> np.ndarray:
-    """Each row divided by its norm."""
-    return m / np.linalg.norm(m, axis=1, keepdims=True)
-
-
 def _all_polar_centres(x: np.ndarray, sample: pd.DataFrame) -> np.ndarray:
     """Centres from every row of a pole (typical or not), the mutant that ignores `*_typical`."""
     kinds = sample["sample_type"].str.replace("_typical", "").to_numpy()
@@ -170,7 +165,7 @@ E2_MUTANTS: dict[str, Callable[[np.ndarray, pd.DataFrame], np.ndarray]] = {
     "plain dot products: divide by both centres' norms": lambda x, s: (
         (c := categorical.category_centres(categorical.centre(x), s)) @ c.T),
     "centres from every row of the pole: use only the `*_typical` rows": lambda x, s: (
-        _unit_rows(_all_polar_centres(x, s)) @ _unit_rows(_all_polar_centres(x, s)).T),
+        categorical.cosine_matrix(_all_polar_centres(x, s))),
 }
 
 
@@ -194,14 +189,17 @@ def check_prototype_cosines(prototype_cosines: Callable[[np.ndarray, pd.DataFram
 
 def typicality_rho_reference(x_centred: np.ndarray, centre: np.ndarray, typicality: np.ndarray) -> float:
     """The book's answer: Spearman ρ of human typicality with each row's cosine to the category's prototype."""
-    cosines = x_centred @ centre / (np.linalg.norm(x_centred, axis=1) * np.linalg.norm(centre))
-    return correlation(typicality, cosines)["spearman"]
+    return correlation(typicality, _cosines_to(x_centred, centre))["spearman"]
+
+
+def _cosines_to(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Each row's cosine with `centre`."""
+    return x @ centre / (np.linalg.norm(x, axis=1) * np.linalg.norm(centre))
 
 
 def _pearson_of_cosines(x: np.ndarray, c: np.ndarray, t: np.ndarray) -> float:
     """The mutant that correlates values, not ranks."""
-    cosines = x @ c / (np.linalg.norm(x, axis=1) * np.linalg.norm(c))
-    return float(np.corrcoef(t, cosines)[0, 1])
+    return float(np.corrcoef(t, _cosines_to(x, c))[0, 1])
 
 
 def _spearman_of_dots(x: np.ndarray, c: np.ndarray, t: np.ndarray) -> float:
