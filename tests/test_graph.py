@@ -149,7 +149,7 @@ def test_hide_injected_parameters_tags_only_papermills_cell(tmp_path) -> None:
     cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "profile = 'ci'"},
              {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": "# Parameters"}]
     (tmp_path / "page.ipynb").write_text(json.dumps({"cells": cells}))
-    hide_injected_parameters(tmp_path)
-    hide_injected_parameters(tmp_path)  # idempotent
+    hide_injected_parameters(tmp_path / "page.ipynb")
+    hide_injected_parameters(tmp_path / "page.ipynb")  # idempotent
     tags = [c["metadata"]["tags"] for c in json.loads((tmp_path / "page.ipynb").read_text())["cells"]]
     assert tags == [["parameters"], ["injected-parameters", "remove-cell"]]

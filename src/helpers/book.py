@@ -176,6 +176,7 @@ def execute(profile: str, root: Path, stage: Path, span: str | None = None) -> l
             papermill.execute_notebook(str(source), str(target), parameters={"profile": profile},
                                        cwd=str(source.parent), kernel_name="python3", progress_bar=False,
                                        stdout_file=log, stderr_file=log)
+        hide_injected_parameters(target)  # once per execution, before the stamp says the copy is done
         graph.stamp_file(stage, chapter).write_text(wanted[chapter])
         timings.append((chapter, time.perf_counter() - start))
         print(f"[book] {chapter} done in {timings[-1][1]:.0f} s", flush=True)
@@ -192,17 +193,15 @@ def stage_sources(root: Path, stage: Path) -> None:
         shutil.copy2(root / name, stage / name)
 
 
-def hide_injected_parameters(stage: Path) -> None:
-    """Tag papermill's injected-parameters cell of every executed page `remove-cell`, so pages do not render it."""
-    for path in stage.rglob("*.ipynb"):
-        notebook = json.loads(path.read_text())
-        cells = [c for c in notebook["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
-        for cell in cells:
-            tags = cell["metadata"]["tags"]
-            if "remove-cell" not in tags:
-                tags.append("remove-cell")
-        if cells:
-            path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+def hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected-parameters cell of an executed page `remove-cell`, so the page does not render it."""
+    notebook = json.loads(path.read_text())
+    cells = [c for c in notebook["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])
+             and "remove-cell" not in c["metadata"]["tags"]]
+    for cell in cells:
+        cell["metadata"]["tags"].append("remove-cell")
+    if cells:
+        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
 def stamp_path(root: Path, profile: str, emulation: str | None = None, span: str | None = None) -> Path:
@@ -248,7 +247,6 @@ def build(profile: str = "ci") -> Path:
     stage_sources(root, stage)
     (stage / "PROFILE").write_text(profile + "\n")  # read by tests/book to find this build's ledger
     execute(profile, root, stage)
-    hide_injected_parameters(stage)
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     subprocess.run([str(jupyter_book), "build", str(stage), "--path-output", str(root), "-W", "-n", "--keep-going"],
                    check=True)
