@@ -152,10 +152,10 @@ def test_first_cells_run_as_on_colab(chapter, tracked, tmp_path, monkeypatch, no
     stop, downloads = SETUP[chapter.split("/")[-1]]
     clone = tmp_path / "content" / "book"
     colab = yaml.safe_load((ROOT / "params" / "colab.yaml").read_text())
-    # the official files, served locally; the bundled Social-Chem sample is far smaller than the official release,
-    # so it is sampled with ci's per-stratum floor
+    # the official files, served locally (the Flames pin follows the local copy); the bundled Social-Chem sample is
+    # far smaller than the official release, so it is sampled with ci's per-stratum floor
     colab.update(socialchem_source=socialchem_zip.as_uri(), flames_source=flames_jsonl.as_uri(),
-                 min_per_stratum=load_profile("ci").min_per_stratum)
+                 flames_sha256=file_sha256(flames_jsonl), min_per_stratum=load_profile("ci").min_per_stratum)
     calls = []
 
     def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:

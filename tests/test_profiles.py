@@ -53,3 +53,13 @@ def test_sae_keys_are_checked(tmp_path):
         load_profile(_write(tmp_path, sae_input="sentences"))
     with pytest.raises(ValueError, match=r"'sae_layers'"):
         load_profile(_write(tmp_path, sae_layers="some"))
+
+
+FLAMES_ROOT = "https://raw.githubusercontent.com/AIFlames/Flames/main/Flames_1k_Chinese.jsonl"
+FLAMES_SHA256 = "f53400dcbb8795fb262993bda0615afdc77de1c4685e7c94d2df2a3cd47613fa"
+
+
+@pytest.mark.parametrize("name", ["colab", "paper"])
+def test_official_flames_source_is_the_root_file_with_its_checksum_pinned(name):
+    profile = load_profile(name)
+    assert (profile.flames_source, profile.flames_sha256) == (FLAMES_ROOT, FLAMES_SHA256)
