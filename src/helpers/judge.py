@@ -20,7 +20,7 @@ import torch
 from scipy.stats import binomtest, spearmanr
 
 from helpers.data.flames import TWO_LEVEL, allowed_scores
-from helpers.models import LoadedModel
+from helpers.models import LoadedModel, chat_prompt
 from helpers.paths import atomic_write_text, cache_dir, read_jsonl
 
 VALIDATION_JSONL = Path(__file__).parent / "data" / "files" / "judge-validation.jsonl"
@@ -63,8 +63,7 @@ class LocalJudge:
     def answer_logprobs(self, questions: Sequence[str], answers: Sequence[str]) -> np.ndarray:
         """`[n, n_answers]` log-probabilities of each answer as the reply's first token, renormalised over answers."""
         ids = [self._answer_ids(a) for a in answers]
-        texts = [self.model.tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
-                                                          tokenize=False) for q in questions]
+        texts = [chat_prompt(self.model.tokenizer, q) for q in questions]
         rows = []
         for b in range(0, len(texts), self.batch_size):
             enc = self.model.tokenizer(texts[b:b + self.batch_size], return_tensors="pt", padding=True,

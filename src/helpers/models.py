@@ -192,6 +192,13 @@ def load_hf(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", seed: 
     return hf.eval(), tokenizer
 
 
+def chat_prompt(tokenizer: PreTrainedTokenizerBase, user_text: str, system: str | None = None) -> str:
+    """A user turn (after an optional system turn) in the chat template, ready to answer, not thinking (Qwen3)."""
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user_text}]
+    thinking = {"enable_thinking": False} if "enable_thinking" in str(tokenizer.chat_template) else {}
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **thinking)
+
+
 def load_model(name: str, dtype: str = "float32", device: str = "cpu", seed: int = 0,
                trust_remote_code: bool = False) -> LoadedModel:
     """Load a model by short name and wrap it in a TransformerLens `TransformerBridge` (logits equal HF's)."""

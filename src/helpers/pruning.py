@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from helpers.checks import read_records
+from helpers.models import chat_prompt
 
 FILES = Path(__file__).parent / "data" / "files"
 HARM_TYPES = ("insult", "scam", "risky_advice", "privacy")
@@ -275,9 +276,8 @@ def answer_matches(generated: str, answers: Sequence[str]) -> bool:
 
 def question_prompt(tokenizer, question: str) -> str:
     """How a question is asked: as a user turn of the chat template for chat models, "Q: … / A:" for base models."""
-    if tokenizer.chat_template:  # enable_thinking=False: Qwen3 would expect a think block; other templates ignore it
-        return tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                             tokenize=False, enable_thinking=False)
+    if tokenizer.chat_template:
+        return chat_prompt(tokenizer, question)
     return f"Q: {question}\nA:"
 
 

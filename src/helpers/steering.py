@@ -14,7 +14,7 @@ from sae_lens import SAE
 
 from helpers import sae as sae_module
 from helpers import surgery
-from helpers.models import LoadedModel
+from helpers.models import LoadedModel, chat_prompt
 from helpers.paths import atomic_write_text, cache_dir
 from helpers.sae import on_covered_tokens, reconstruct
 
@@ -63,11 +63,7 @@ def steering_hook(edit: Edit, skip: torch.Tensor):
 
 def chat_texts(model: LoadedModel, prompts: Sequence[str], system: str | None = None) -> list[str]:
     """Each prompt as a user turn (after an optional system turn) in the model's chat template, ready to answer."""
-    texts = []
-    for prompt in prompts:
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        texts.append(model.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
-    return texts
+    return [chat_prompt(model.tokenizer, prompt, system) for prompt in prompts]
 
 
 @torch.no_grad()
