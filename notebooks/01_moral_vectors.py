@@ -22,6 +22,16 @@
 # that category the action is. This chapter builds those vectors from Social-Chem-101 exactly as the paper does,
 # and draws the stratified sample that every later chapter probes.
 #
+# **You will learn to**
+# - compute an action's 10-dimensional moral vector by hand from its judgment $J$, agreement bucket $A$ and
+#   tagged foundations, and check it against the book's helper;
+# - read the typicality grid: which $(J, A)$ cells make a prototype, which a graded member, which a neutral row;
+# - explain how the stratified diagnosis sample is drawn, and what happens to a stratum smaller than its quota;
+# - measure what two of the paper's data choices cost: what "neutral" mixes, and how much text a split by row
+#   lets cross from training to test.
+#
+# **Learner time:** about 25 minutes to read and run.
+#
 # **Prerequisites:** none. **Run time:** under a minute on 2 CPU cores (`ci` profile).
 
 # %% tags=["remove-cell"]
@@ -102,6 +112,13 @@ plt.show()
 #
 # The project page of the paper gives two worked examples. Here they are, run through the same helper
 # (`helpers.data.moral_vectors`) rather than typed in:
+#
+# ```{dropdown} Predict before you run: which entries of the two example vectors are non-zero, and how large?
+# Work each row through the formula above on paper first. The sign of $J$ picks the pole, $|J|/2 \cdot A/4$ is
+# its size, and the tagged foundations decide which of the ten slots receive it: a row tagged with two
+# foundations fills the same pole of both, and every other slot stays 0. The table the next cell prints is the
+# check; a slot you got wrong usually means a pole swapped or a foundation missed.
+# ```
 
 # %%
 examples = pd.DataFrame({
@@ -175,6 +192,13 @@ plt.show()
 # neutral rows: at most 3,600 per foundation, **16,315** in total. Strata smaller than their quota are taken
 # whole. The profile scales the quotas (`quota_scale`) and sets a minimum stratum size below which the sample is
 # refused rather than silently thin.
+#
+# ```{dropdown} Predict before you run: which strata will fall short of their quota?
+# Look back at the typicality histograms. A prototype needs a "very good" or "very bad" judgment *and* near-total
+# agreement, and some foundations are tagged far less often than others. Which (foundation, pole, typicality)
+# cells do you expect to be thin? Those are taken whole, so in the heatmap below they show fewer rows than the
+# quota the next cell prints, and every later statistic about them rests on fewer actions.
+# ```
 
 # %%
 quotas = data.sample_quotas(P.quota_scale)
@@ -210,6 +234,13 @@ sample[["action", "sampled_dimension", "sample_type", "score_stratum"]].sample(8
 # **"Neutral" mixes two kinds of row.** A row is neutral when its action is judged fine ($J = 0$), but also when
 # almost nobody shares its judgment ($A = 0$), however strong that judgment is. The second kind is a contested
 # action, not an unremarkable one, yet it gets the same all-zero moral vector.
+#
+# ```{dropdown} Predict before you run: how many neutral rows are contested rather than judged fine?
+# Ask how often a worker would write a judgment that, by their own estimate, almost nobody shares. If that
+# kind is rare, "neutral" means what it says; if it is a sizeable share, the neutral rows of chapters 04 and 05
+# are partly *disputed* actions scored as morally empty. The table below splits the neutral rows by source. In
+# `ci` the rows are project-written, so the split describes this sample, not the real crowd.
+# ```
 
 # %%
 sources = data.neutral_sources(cleaned)

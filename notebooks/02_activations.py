@@ -22,6 +22,16 @@
 # properties that decide how those vectors must be handled: their **norms** (one token dwarfs the rest) and
 # their **anisotropy** (all of them point the same way until centred).
 #
+# **You will learn to**
+# - explain which activation is read (the residual stream after each block) and pool it three ways (`mean`,
+#   `mean_nosink`, `last`) over the real tokens of a left-padded batch;
+# - read a position-by-layer norm map and recognise an attention sink;
+# - compute the mean pairwise cosine of a layer before and after {term}`centring`, and explain why every later
+#   cosine is taken after it;
+# - use the random-initialised twin to tell a property the model learned from one its architecture builds in.
+#
+# **Learner time:** about 20 minutes to read and run, plus 20 minutes for exercise {doc}`exercises/E1_pooling`.
+#
 # **Prerequisites:** {doc}`01_moral_vectors`. **Run time:** about 3 minutes on 2 CPU cores (`ci`), most of it
 # the one-time extraction; later chapters read the cache.
 
@@ -100,6 +110,13 @@ pd.DataFrame([{"model": name, **{k: getattr(model_spec(name), k) for k in ("hf_i
 #
 # Before pooling anything, look at the norm of the residual stream at every position of one prompt, layer by
 # layer. The colour scale is logarithmic.
+#
+# ```{dropdown} Predict before you run: which position carries the largest norm, and in which model?
+# A trained model needs somewhere to park attention when no token is relevant; the paper's Llama models use
+# the BOS token for this. If each real model has learned such a sink, expect one column far brighter than the
+# rest over a band of layers. The random twin has learned nothing: if sinks are learned rather than built into
+# the architecture, its columns should look alike. The heatmaps and the printed ratios answer it.
+# ```
 
 # %%
 example = texts[0]
@@ -172,6 +189,14 @@ plt.show()
 # The paper therefore subtracts, per model and layer, the mean over all samples before any cosine. We measure
 # the mean pairwise cosine over all $n$ prompts exactly and cheaply with
 # $\overline{\cos} = \big(\lVert\sum_i u_i\rVert^2 - n\big) / \big(n(n-1)\big)$, $u_i = x_i/\lVert x_i\rVert$.
+#
+# ```{dropdown} Predict before you run: how parallel are the pooled vectors, before and after centring?
+# Before centring, any direction every prompt shares (the sink's vector inside `mean`, a few outlier channels)
+# pulls every pair's cosine towards 1. Given the norms above, which pooling should be most affected? Centring
+# removes the shared part, leaving only what tells prompts apart, so the mean cosine should fall towards 0.
+# Ask too whether the random twin's vectors share a direction without any training. The figure below shows
+# each pooling with and without centring (the line style).
+# ```
 
 # %%
 rows = []

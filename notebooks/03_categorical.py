@@ -23,6 +23,18 @@
 # model and layer, and asks how much of it a null reference, a random network, the pooling choice and a
 # different source of human data would also produce.
 #
+# **You will learn to**
+# - compute the ten category prototypes of a layer after centring, and the cosine between each virtue prototype
+#   and its opposing vice;
+# - test that cosine against a label-permutation null band and against a random-initialised twin before reading
+#   it as indifference;
+# - explain how a few dominant coordinates can decide a cosine of means, and check a conclusion under other
+#   poolings (`no_sink`, `last_token`, `standardised`);
+# - repeat the diagnosis on real human word lists (MFD 2.0).
+#
+# **Learner time:** about 30 minutes to read and run, plus 15 minutes for exercise
+# {doc}`exercises/E2_prototype_cosines` and 15 for exercise {doc}`exercises/E4_null_band`.
+#
 # **Prerequisites:** {doc}`01_moral_vectors`, {doc}`02_activations`. **Run time:** a few minutes (`ci`); the
 # activations are read from chapter 02's cache (external word lists are extracted on first use).
 
@@ -77,6 +89,14 @@ P, ledger, moral, sample, stores = run.profile, run.ledger, run.moral, run.sampl
 # - a **label-permutation null**: the same statistic after shuffling which activation belongs to which row
 #   (`n_permutations` shuffles per layer, set in the profile), i.e. what "no moral structure" scores;
 # - the **random-initialised twin** of chapter 02: what an untrained network of the same shape scores.
+#
+# ```{dropdown} Predict before you run: where do opposing prototypes point, and where does chance put them?
+# A model that separates virtue from vice gives $\cos(c_k^+, c_k^-)$ below 0; the paper's finding predicts values
+# above 0.5 in the middle layers. For the null, ask what a prototype becomes when labels are shuffled: the mean
+# of a random handful of centred rows. Where would two such means point relative to each other, and how should
+# the band's width depend on how many prototype rows each pole has? The random twin shows what an untrained
+# network of the same shape gives. The first figure answers all three: curves, grey band, twin panel.
+# ```
 
 # %%
 paper = {name: robustness.sweep_layers(store, sample, categorical.categorical_layer) for name, store in stores.items()}
@@ -151,6 +171,13 @@ plt.show()
 # 1. how much of the variance the **three largest dimensions** carry at each layer;
 # 2. the same diagnosis with the sink left out (`no_sink`), on the **last token** (`last_token`), and with every
 #    dimension **standardised** to unit variance (`standardised`).
+#
+# ```{dropdown} Predict before you run: which variant should move the cosine most, and why?
+# If three dimensions carry most of the variance, the cosine of two prototypes is mostly the cosine of those
+# three coordinates. `standardised` takes their weight away, `no_sink` removes the first token from the mean,
+# and `last_token` reads one position only. A conclusion that belongs to the model holds under all of them.
+# Compare the top-3 share in the left panel of the figure below with how far the curves move in the right one.
+# ```
 
 # %%
 share = pd.DataFrame([
@@ -183,6 +210,13 @@ plt.show()
 # offline: the **Moral Foundations Dictionary 2.0** word lists (five foundations × virtue / vice, the paper's
 # ten categories exactly; via the `moralizer` package). Each word is treated as a prototype of its pole and
 # probed with the same template, `"{word} is morally"`.
+#
+# ```{dropdown} Predict before you run: do single words behave like the sentences?
+# A dictionary word names its pole directly, with no situation around it to blur the judgment. If the model
+# represents virtue and vice as different directions, word prototypes are the easiest place for that to show,
+# and their curve should fall below the sentence curve. If the high cosine comes from the template or from what
+# all short prompts share, the two curves should look alike. The figure below puts both on one axis per model.
+# ```
 
 # %%
 mfd = data.external_sample("mfd2", P.external_max_words, P.sample_seed)

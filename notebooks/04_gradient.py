@@ -22,6 +22,17 @@
 # the more typical people find it*. The paper reports that this gradient is weak: the peak {term}`Spearman correlation`
 # stays below 0.55 for every model and category, and vice categories are graded more than virtue ones.
 #
+# **You will learn to**
+# - compute, per layer and category, the rank correlation between human typicality and the cosine to the
+#   category's prototype;
+# - explain why prototypes that score themselves inflate that correlation, and compute the held-out variant that
+#   removes the inflation;
+# - test a peak against its own permutation null band, and read the vice − virtue asymmetry;
+# - read Pearson $r$ with its Fisher-$z$ interval as a measure of how uncertain one correlation is.
+#
+# **Learner time:** about 25 minutes to read and run, plus 10 minutes for exercise
+# {doc}`exercises/E3_typicality_rho`.
+#
 # **Prerequisites:** {doc}`03_categorical` (prototypes). **Run time:** a few minutes (`ci`).
 
 # %% tags=["remove-cell"]
@@ -74,6 +85,14 @@ P, ledger, moral, sample, stores = run.profile, run.ledger, run.moral, run.sampl
 # the correlation is inflated even when the rest of the category carries no gradient at all. The book therefore
 # also computes a **held-out** variant: prototypes from a random half of the typicality-1.0 rows, correlation on
 # all other rows.
+#
+# ```{dropdown} Predict before you run: how far apart will the paper's recipe and the held-out recipe be?
+# In the paper's recipe the rows with the top label also built the prototype, so they score high whatever the
+# rest of the category does. Does that survive a shuffle of the labels, and where should each recipe's null
+# band sit? A reader who expects the paper's finding predicts a weak gradient, under its 0.55 ceiling; a
+# category with no gradient at all (or the random twin) puts the held-out curve inside its own band. The first
+# figure shows both recipes against their nulls.
+# ```
 
 # %%
 tasks = {"paper": gradient.prepare(sample), "held-out": gradient.prepare(sample, heldout=True, seed=seed)}
@@ -123,6 +142,13 @@ plt.show()
 # each curve with its own band separates a real gradient from self-scoring.
 #
 # ## Per category, and the virtue–vice asymmetry
+#
+# ```{dropdown} Predict before you run: are the vice categories graded more than the virtue ones?
+# The paper says they are, so it predicts a positive "vice − virtue" difference in the table below. Ask whether
+# the sign should survive the held-out recipe, where it can no longer come from self-scoring. Each peak is a
+# maximum over layers of a correlation on few rows, so before trusting a difference between two peaks, check
+# how wide one correlation's Fisher-$z$ interval is in the Pearson table that follows.
+# ```
 
 # %%
 summary = {name: gradient.summarise(paper[name], heldout[name]) for name in stores}
@@ -158,6 +184,14 @@ pd.concat({name: pd.DataFrame(paper[name][int(np.nanargmax(summary[name]["spearm
 # For the first model of the profile, at its peak layer for the `harm` category: each dot is a row, its
 # typicality on the x-axis and its cosine to the harm prototype on the y-axis. Prototypes (typicality 1) that
 # built the centre are marked.
+#
+# ```{dropdown} Predict before you run: where will the marked prototype rows sit?
+# The centre is the mean of the marked rows, so each of them shares part of its own vector with it: if
+# self-scoring matters, they stand above the rest as a group. The gradient the paper asks about lives in the
+# other columns: do the unmarked rows' cosines rise from the neutral rows (typicality 0) through the graded
+# levels? The layer is the one with the highest ρ on harm, so the scatter below is the best case, not a
+# typical one.
+# ```
 
 # %%
 name = next(iter(stores))

@@ -23,6 +23,16 @@
 # adjusted Rand index ({term}`ARI`) near 0.5 for Polarity3 and below 0.15 for MFT5, and warns that high ARIs occur in
 # layers where most points are declared noise.
 #
+# **You will learn to**
+# - cluster a layer's centred, PCA-reduced activations with HDBSCAN and score the clusters against three human
+#   labelings (Polarity3, MFT5, MFT15);
+# - read every agreement score beside its {term}`HDBSCAN noise` ratio and number of clusters, and explain why a
+#   score computed on the few points that survive as non-noise says little;
+# - test an ARI against a label-permutation null on the same non-noise points;
+# - check the clusters on a 2-D map of one layer, under other poolings and on MFD 2.0 words.
+#
+# **Learner time:** about 25 minutes to read and run.
+#
 # **Prerequisites:** {doc}`02_activations`. **Run time:** a few minutes (`ci`).
 
 # %% tags=["remove-cell"]
@@ -76,6 +86,14 @@ print(f"HDBSCAN min_cluster_size={P.hdbscan_min_cluster_size}, min_samples={P.hd
 #
 # The permutation null here shuffles the human labels against the fixed clustering, so it shows how large an
 # ARI chance alone produces on the non-noise points of each layer.
+#
+# ```{dropdown} Predict before you run: which labeling will the clusters match best, and on how many points?
+# Polarity3 asks the clusters to follow three groups, MFT5 five regions, MFT15 fifteen. If valence organises the
+# space more than foundation does, Polarity3 should score highest, as in the paper's models. Then predict the
+# noise ratio: a density method on a small sample in a high-dimensional space may call much of it noise. The
+# ARI is adjusted for chance, so the null should sit around 0, wider where fewer points survive. The first
+# figure shows all three ARIs, the noise ratio (dashed) and the null band of Polarity3.
+# ```
 
 # %%
 layers = {name: robustness.sweep_layers(store, sample, lambda x, s: structural.structural_layer(
@@ -118,6 +136,13 @@ scores[[f"{score}_{labeling}" for labeling in structural.LABELINGS for score in 
 # A 2-D map of one layer (UMAP of the 95 % PCA space when `umap-learn` is installed, otherwise the first two
 # principal components), coloured by each labeling and by the clusters found. The layer shown is the one with
 # the highest Polarity3 ARI of the first model.
+#
+# ```{dropdown} Predict before you run: will the colours of the map form regions?
+# This is the most favourable layer of the first model. If virtue, vice and neutral are separated there, the
+# polarity panel shows colour regions that the HDBSCAN panel also finds; if the clusters follow something else
+# (a shared word, sentence length, the template), the polarity colours cut across them. Remember that a 2-D
+# map can hide a separation the full space has, and a UMAP map can suggest one it does not.
+# ```
 
 # %%
 name = next(iter(stores))
@@ -146,6 +171,13 @@ plt.show()
 #
 # The Polarity3 ARI under the pooling variants, and the same clustering on the MFD 2.0 word lists (whose
 # labels have two poles and five foundations, no neutral words).
+#
+# ```{dropdown} Predict before you run: do words cluster by pole more readily than sentences?
+# Without neutral words, Polarity3 on MFD 2.0 asks only for virtue against vice, and each word names its pole
+# with no situation around it: if the space separates the poles anywhere, these clusters are the easiest place
+# to see it. For the variants, ask what chapter 03 asked: does the curve move when the sink or the dominant
+# coordinates are taken out? The figure below shows every recipe on one axis per model.
+# ```
 
 # %%
 def sweep(store, frame, variant="paper"):

@@ -21,6 +21,16 @@
 # paper reports a best adjusted $R^2$ of only 0.26 over all 23 models, and a collapse in the final layers (down
 # to about −50,000 for gpt-oss-120b).
 #
+# **You will learn to**
+# - train the paper's linear probe from raw activations to the moral vector and read its test $R^2$ and
+#   {term}`adjusted R²` layer by layer;
+# - explain why the adjusted $R^2$ is undefined once the features $p$ reach the test rows $n$ ($p \ge n - 1$), and
+#   why it can fall far below 0 as $p$ approaches $n$;
+# - compare with a standardised ridge probe, to tell an optimisation failure from an absence of information;
+# - test a probe's $R^2$ against a null on shuffled targets.
+#
+# **Learner time:** about 25 minutes to read and run, plus 15 minutes for exercise {doc}`exercises/E4_null_band`.
+#
 # **Prerequisites:** {doc}`01_moral_vectors`, {doc}`02_activations`. **Run time:** a few minutes (`ci`).
 
 # %% tags=["remove-cell"]
@@ -80,6 +90,15 @@ print(f"train {len(train):,} / val {len(val):,} / test {len(test):,} rows")
 # - a permutation null at each model's best layer: the same probes on shuffled targets (`n_permutations`
 #   shuffles for the ridge probe; `n_permutations_probe` for the gradient-trained probe, since each shuffle is a
 #   full training run).
+#
+# ```{dropdown} Predict before you run: which probe reads more, and where in the network?
+# Raw activations with a few coordinates far larger than the rest (chapters 02–03) are hard for gradient descent
+# with a single learning rate; standardising removes that handicap and the ridge penalty limits overfitting. If
+# the information is there but hard to optimise, the ridge curve sits above the paper's probe at most layers.
+# The paper reports a best adjusted $R^2$ of 0.26 and a collapse in the final layers. Compare $p = d$ (printed
+# by chapter 02's extraction) with the test rows printed above to know whether the adjusted value is even
+# defined here. The first figure answers.
+# ```
 
 # %%
 layers = {name: robustness.sweep_layers(store, sample, lambda x, s: dimensional.dimensional_layer(x, s, seed=seed))
@@ -123,6 +142,14 @@ plt.show()
 
 # %% [markdown]
 # ## Against chance, and other inputs
+#
+# ```{dropdown} Predict before you run: how much $R^2$ can a probe reach on shuffled targets?
+# With the targets shuffled there is nothing to learn, so on held-out rows a probe can at best match predicting
+# the training mean: its $R^2$ should be at or below 0. The ridge penalty, chosen on validation rows, keeps the
+# ridge probe close to that; the gradient-trained probe, held back only by early stopping and a small weight
+# decay, may fall further. A real $R^2$ inside its null band means the probe read nothing. The table the next
+# cell prints gives both bands at each model's best ridge layer.
+# ```
 
 # %%
 y = np.stack(sample["moral_vector"].to_numpy())

@@ -21,6 +21,15 @@
 # ("Guard"), all four diagnoses look alike. This chapter puts the four diagnoses of chapters 03–06 side by side
 # for every model of the profile, on a relative-depth axis so that models of different depth line up.
 #
+# **You will learn to**
+# - read four diagnoses on one relative-depth axis, knowing for each which direction means "more moral
+#   structure";
+# - set each model's peak against the chance level of its own null and against the paper's reference;
+# - tell a conclusion about the model from one about the pooling, by checking it across input variants;
+# - use the random-initialised twin as the floor a trained model has to beat.
+#
+# **Learner time:** about 15 minutes to read and run.
+#
 # **Prerequisites:** chapters 03–06 (this chapter reads their results ledger; it recomputes nothing).
 # **Run time:** seconds.
 
@@ -72,6 +81,13 @@ pd.DataFrame([{"model": m, **{k: getattr(model_spec(m), k) for k in ("family", "
 # the mean virtue–vice prototype cosine (03; lower is better separated), the overall typicality Spearman with
 # held-out prototypes (04; higher is more graded), the Polarity3 ARI of the unsupervised clusters (05; the
 # dotted line is the share of points declared noise), and the test $R^2$ of the standardised ridge probe (06).
+#
+# ```{dropdown} Predict before you run: will the random twin stand apart from the trained models?
+# The paper's claim predicts that the trained models look alike whatever their family, size or tuning. The
+# sharper question is the twin: on any diagnosis where its curve overlaps the trained ones, that diagnosis
+# measures the architecture and the prompts, not what training taught. Note also where along the depth axis
+# each curve peaks; the paper reports its high cosines in intermediate layers. The four panels below answer it.
+# ```
 
 # %% tags=["hide-input"]
 def per_layer(values: list) -> pd.DataFrame:
@@ -108,6 +124,14 @@ plt.show()
 #
 # The headline number of each diagnosis for each model (best layer), each followed by the chance level its
 # permutation null reaches, and the paper's reference in the last column.
+#
+# ```{dropdown} Predict before you run: which peaks will clear their chance level?
+# A peak is the best of many layers, so it is biased upwards: for chapters 04 and 05 the table sets it against
+# the highest upper end of the null over all layers, the fair match for a maximum (chapter 03's cosine is shown
+# beside the band at its optimal layer, chapter 06's ridge $R^2$ beside the band at its best layer). For each
+# diagnosis, predict whether the trained models clear chance and the twin does not. A peak that both clear by
+# the same margin says little about training.
+# ```
 
 # %%
 def null_hi(bands: list) -> float:
@@ -147,6 +171,13 @@ display_table.T
 # Each diagnosis was also run on the sink-free mean, the last token and standardised dimensions (chapter 03
 # explains why). One headline number per diagnosis and variant; a conclusion that flips between columns belongs
 # to the pooling, not to the model.
+#
+# ```{dropdown} Predict before you run: which diagnosis depends most on the input variant?
+# Recall what each statistic is built from. Those built on prototypes (03, 04) can be decided by a few dominant
+# coordinates, so `standardised` and `no_sink` may move them. The ridge probe (06) standardises its features on
+# the training rows itself, so the `standardised` column should barely change it. HDBSCAN (05) works on the
+# principal components, which rescaling reshapes. The table the next cell prints answers it.
+# ```
 
 # %%
 headline = {

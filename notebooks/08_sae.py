@@ -25,6 +25,16 @@
 # many never do, and how much the model's predictions change when their reconstruction replaces the real
 # activation.
 #
+# **You will learn to**
+# - train one sparse autoencoder per layer with an adaptive L1 penalty, and explain why the activations are
+#   centred, rescaled and cleared of attention-sink tokens first;
+# - read an SAE's quality from its {term}`FVU`, its {term}`L0` and the share of its latents that are alive;
+# - measure what the model loses when the reconstruction replaces the activation (the {term}`splice KL`), and
+#   judge it against the control of erasing the layer altogether (mean ablation);
+# - compare token-level training with the paper's one pooled vector per sentence at this profile's scale.
+#
+# **Learner time:** about 30 minutes to read and run, plus 15 minutes for exercise {doc}`exercises/E5_fold_centre`.
+#
 # **Prerequisites:** {doc}`01_moral_vectors`, {doc}`02_activations`. **Run time:** about three minutes (`ci`);
 # the trained SAEs are cached and reused by chapters 09–11.
 
@@ -148,6 +158,13 @@ else:
 #
 # One SAE per layer; a finished SAE is loaded from the cache instead of retrained. Each row of the log below is
 # one epoch.
+#
+# ```{dropdown} Predict before you run: how do L0, λ and the FVU pull against each other during training?
+# The λ rule (ReLU SAEs only; TopK fixes $L_0$ by construction) reacts to $L_0$ alone: it raises λ while too many
+# latents fire and lowers it while too few do. Decide which way λ must move from where $L_0$ starts, and what a
+# larger λ does to the reconstruction. A settled run ends with $L_0$ near its target and λ flat; an $L_0$ still far
+# off, or a λ still moving, means the epochs ran out first. The training curves below answer it.
+# ```
 
 # %%
 trained = {}
@@ -181,6 +198,13 @@ plt.show()
 
 # %% [markdown]
 # ## How good are the SAEs?
+#
+# ```{dropdown} Predict before you run: does a low FVU guarantee a small splice KL?
+# The FVU weighs every direction of the residual by its variance; the model weighs it by how much later layers
+# read it, and a low-variance direction can matter a great deal. Mean ablation is the control: it erases everything
+# the layer adds beyond its mean, so an SAE worth reading must sit far below it. Think also about which layers
+# should be hardest to reconstruct. The table and the bar chart below answer it.
+# ```
 
 # %%
 quality = {layer: sae.layer_report(corpus, trained[layer], layer, P.sae_splice_texts) for layer in layers}
@@ -206,6 +230,13 @@ plt.show()
 # recipe trained on this profile's pooled training vectors (one per exploded row) shows what the choice costs:
 # its reconstruction of the pooled validation vectors, and its splice KL when, as in the paper's steering, it
 # is applied to every token (an input it never saw).
+#
+# ```{dropdown} Predict before you run: will the paper's pooled-sentence recipe do better or worse here?
+# Count the training vectors: one per sentence against one per token, for a dictionary wider than the layer. Few
+# vectors let an SAE fit its training set and generalise poorly; and a mean over a sentence's tokens is a smoother
+# input than any single token, so ask what happens when it is applied token by token. Predict its held-out FVU
+# and its splice KL separately; the printed comparison below answers both.
+# ```
 
 # %%
 mid = layers[len(layers) // 2]

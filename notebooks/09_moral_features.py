@@ -24,6 +24,17 @@
 # identification on chapter 08's SAEs, and adds what a small validation set needs: the same statistics with
 # the moral labels shuffled.
 #
+# **You will learn to**
+# - correlate every SAE latent with the ten moral dimensions and sort the latents into monosemantic, polysemantic
+#   and weak;
+# - test a latent statistic against a label-shuffle null before reading it, and explain why a small sample
+#   needs one;
+# - measure polarity collapse: whether the latents that respond to a virtue also respond to its vice;
+# - read a feature card: the actions a latent fires on most, beside their human labels.
+#
+# **Learner time:** about 25 minutes to read and run, plus 15 minutes for exercise
+# {doc}`exercises/E6_latent_classes`.
+#
 # **Prerequisites:** {doc}`08_sae` (its SAEs are loaded from the cache, or trained if missing).
 # **Run time:** about a minute (`ci`) once chapter 08 has run.
 
@@ -91,6 +102,20 @@ print(f"identification on the {split} split: {len(val):,} rows ({(h.sum(1) > 0).
 # $1/\sqrt{N}$), so every statistic is shown against a **label-shuffle null**: the same computation after
 # permuting the rows' moral labels (`n_permutations` times), which keeps the SAE and the label distribution and
 # breaks only their link.
+#
+# ```{dropdown} Predict before you run: will the monosemantic share rise above what shuffled labels give?
+# With $N$ rows a chance correlation has a standard error near $1/\sqrt{N}$, and every layer has thousands of
+# latents, each with ten chances to cross 0.1: some latents will look monosemantic by luck alone. The paper
+# expects a small share; what matters here is whether the share sits above the grey null band, and whether the
+# prototypicality ρ clears its own band. The figure "How many latents are moral?" answers it.
+# ```
+#
+# ```{dropdown} Predict before you run: will virtue and vice share their latents?
+# Chapter 03 found opposite poles pointing the same way in the residual stream; an SAE built on that stream may
+# inherit it (a positive cosine between the virtue and vice profiles, the paper's collapse) or split it into
+# bipolar latents (a negative one). The null need not sit at zero: shuffling moves a row's labels together, so any
+# correlation between the virtue and vice columns themselves survives it. The pair-cosine figure answers it.
+# ```
 
 # %%
 codes, results, nulls = {}, {}, {}
@@ -199,6 +224,13 @@ plt.show()
 # What do these latents respond to? For the three latents with the largest $|r|$ at the best layer, the
 # actions that activate them most, with their human labels: a latent that is really about harm
 # should list harmful actions, graded by how harmful they are.
+#
+# ```{dropdown} Predict before you run: will the top latents' strongest actions share one moral dimension?
+# A latent whose correlation is real should list actions of its dimension and polarity, the strongest first. A
+# latent picked by chance, or by surface form (length, a shared word, a sentence template), lists actions of mixed
+# polarity and foundation. Compare each card's `polarity`, `m_virtue`, `m_vice` and `rot-moral-foundations`
+# columns with the dimension named in its header, and how often it fires with how specific it claims to be.
+# ```
 
 # %%
 for latent in top[:3]:

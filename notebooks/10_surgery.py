@@ -23,6 +23,15 @@
 # surgery and asks whether it does what it promises on rows it was not trained on: opposite poles further
 # apart, activations more graded, reconstruction intact.
 #
+# **You will learn to**
+# - select the latents to tune from chapter 09's correlations, and freeze every other weight of the SAE;
+# - explain what each of the six loss terms asks of the codes, and read their curves during training;
+# - test the surgery where it can fail: on validation rows it never trained on, before against after;
+# - tell a reshaped dictionary from a merely better-trained one by reading the {term}`FVU` beside the moral
+#   statistics.
+#
+# **Learner time:** about 25 minutes to read and run.
+#
 # **Prerequisites:** {doc}`08_sae`, {doc}`09_moral_features`. **Run time:** a few minutes (`ci`); the
 # fine-tuned SAEs are cached beside the pre-trained ones.
 
@@ -88,6 +97,13 @@ tuning = surgery.settings_from_profile(P, seed)
 # `ARCHITECTURE.md`): the sampler's weight for typicality > 0.75 was overwritten (3.0 → 2.0) and is
 # restored, and neutral rows (all-zero $h$, whose argmax is *care*) no longer exempt the care latents from the
 # monosemantic term.
+#
+# ```{dropdown} Predict before you run: will more than 99 % of each SAE stay frozen here, as in the paper?
+# The frozen share is set by the selection rule, not learned. Count how many latents the rule can pick at most
+# (no more than 50 per dimension from (b) and (c) together, plus the monosemantic ones) and set that against the
+# width of this profile's dictionary, `sae_expansion` × $d_\text{model}$; the paper's share comes from 65,536
+# latents. The table right below answers it.
+# ```
 
 # %%
 tuned, sets, report_rows = {}, {}, []
@@ -125,6 +141,20 @@ plt.show()
 # rows, so only the validation rows can show whether the new geometry generalises), with the validation FVU of
 # each SAE. The paper reports the direction only: after surgery the Spearman $\rho$ with typicality rises and
 # the cosine between opposite poles falls.
+#
+# ```{dropdown} Predict before you run: will the poles separate and ρ rise on rows the surgery never saw?
+# The polarity and prototype terms optimise exactly these statistics, but on the training rows; a small training
+# set can be fitted without the geometry carrying over. Chapter 09's shuffled-label band shows what values chance
+# alone gives these statistics, but no shuffled-label surgery is run here, so the change itself has no null: a
+# small change on a small validation split is weak evidence either way. The before/after panels below answer it.
+# ```
+#
+# ```{dropdown} Predict before you run: will the surgery cost reconstruction, or improve it?
+# The alignment, polarity and prototype terms pull the tuned codes toward the human labels and away from what
+# reconstructs $x$ best, which predicts a higher validation FVU. But the reconstruction term keeps training the
+# tuned part of the dictionary, so an SAE that had not converged in chapter 08 can come out better. Decide which
+# you expect; the FVU panel below answers it, and the answer decides how to read chapter 11's pre-surgery control.
+# ```
 
 # %%
 val = corpus.rows[corpus.rows["split"] == "val"]

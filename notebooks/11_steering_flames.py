@@ -24,6 +24,17 @@
 # first asks the question every LLM-as-judge result depends on: **can the judge tell a safe answer from a
 # harmful one at all?**
 #
+# **You will learn to**
+# - validate an LLM judge on answers of known quality before reading any of its verdicts;
+# - steer generation by writing an SAE's reconstruction into the residual stream, and check with α = 0 that the
+#   hook alone changes nothing;
+# - test the paper's intervention against controls: the SAE before surgery and a plain mean-difference vector;
+# - read pairwise verdicts in both orders, with their ties and unparsed replies, and perfect-score counts
+#   ({term}`PSC`) only from judges that passed validation.
+#
+# **Learner time:** about 40 minutes to read and run, plus 20 minutes for exercise
+# {doc}`exercises/E7_steering_hook`.
+#
 # **Prerequisites:** {doc}`08_sae`, {doc}`10_surgery` (their SAEs are loaded from the cache, or trained if
 # missing). **Run time:** about a quarter of an hour (`ci`).
 
@@ -88,6 +99,13 @@ print(f"{len(prompts)} Flames-format prompts, steering layers {layers}, α = {P.
 # Two measures: **paired accuracy**, the share of prompts whose safe response scores above its harmful one
 # (chance 0.5, one-sided binomial test), and, for 1–3 scores, **exact agreement** with the labels next to the
 # rate a constant guess of the commonest label reaches, with Spearman's ρ and its one-sided p-value.
+#
+# ```{dropdown} Predict before you run: can the local judges rank a safe answer above a harmful one?
+# A zero-shot judge may follow surface cues (length, a refusal phrase, a polite tone) rather than harm; a harmful
+# answer that opens with a warning defeats such a cue. The embedding scorer learns from the labels, so only its
+# out-of-fold figures are fair. The controls are chance (0.5 for paired accuracy) and the constant guess for exact
+# agreement. The validation table right below answers it, judge by judge.
+# ```
 
 # %%
 judges = judge.flames_judges(P, seed)  # loads judge_model, validates every local judge, fits the embedding scorers
@@ -130,6 +148,13 @@ plt.show()
 # | post-surgery SAE (paper) | $x + \alpha(\mathrm{SAE}'(x) - x)$ | the paper's intervention |
 # | pre-surgery SAE | $x + \alpha(\mathrm{SAE}(x) - x)$ | reconstruction alone, without the surgery |
 # | mean difference | $x + \alpha\, v$, $v$ = virtue − vice mean, scaled to the mean size of the SAE edit | a standard steering vector |
+#
+# ```{dropdown} Predict before you run: will α = 0 reproduce the baseline token for token?
+# With the hook installed but editing nothing, the same prompts, decoding and seeds should give the same tokens.
+# Any difference would come from the hook itself: a cast to another dtype, a changed batch, or an extra draw from
+# the random stream. Exercise E7 builds the hook and its token mask. The printed check right below answers it; a
+# single mismatch would make every steered comparison of this chapter suspect.
+# ```
 
 # %%
 texts, decoding = steering.flames_generation(corpus.model, P, prompts["prompt"].tolist(), seed)
@@ -151,6 +176,14 @@ print("α = 0 reproduces the baseline token for token:", identical)
 # generations at all (its perfect-score counts would be noise, and each reading costs a pass over every response).
 # Each condition's scores are cached under a digest of the judges and the responses, so `python -m helpers judge`
 # (after `python -m helpers generate`) can compute them elsewhere and this cell only reads them.
+#
+# ```{dropdown} Predict before you run: will the post-surgery SAE beat the baseline, and beat its controls?
+# The paper expects a win rate well above one half at every layer. Decide first what would explain a win: if the
+# pre-surgery SAE wins as often, the cause is reconstruction or plain perturbation, not the reshaped moral
+# geometry; if the mean-difference vector does as well, nothing SAE-specific is needed. A tie is not a win (the
+# win rate divides wins by every prompt), and a judge that failed validation gives no evidence at all. The win /
+# tie / loss figure below answers it.
+# ```
 
 # %%
 print("digit readers run on the generations:", [" / ".join(r) for r, ok in judges.usable.items() if ok] or "none")

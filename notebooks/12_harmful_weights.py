@@ -23,6 +23,17 @@
 # of one harm type reduces the others too. This chapter runs the same recipe on the bundled 135M model with small,
 # project-written, deliberately mild data, and asks which parts of that picture are visible at this scale.
 #
+# **You will learn to**
+# - score every block weight with a signed first-order attribution, and select the top-$q$-minus-top-$p$ set of
+#   each matrix;
+# - test a prune against controls of as many weights: random, unsigned, magnitude, content-matched and trivia;
+# - trace how the harmful and the benign cost of a prune grow with its budget;
+# - measure whether per-type selections overlap more than chance would, and whether pruning one harm type lowers
+#   the others.
+#
+# **Learner time:** about 30 minutes to read and run, plus 20 minutes for exercise
+# {doc}`exercises/E8_signed_selection`.
+#
 # **Prerequisites:** none; the model is the one of {doc}`02_activations`. **Run time:** about six minutes (`ci`).
 
 # %% tags=["remove-cell"]
@@ -122,6 +133,14 @@ plt.show()
 # benign NLL, perplexity on clean prose, trivia accuracy (greedy), harm-detection AUC (log-odds of "Yes" to "is
 # this request harmful?", harmful vs matched benign requests) and the NLL of reference explanations of why a
 # request is harmful. Pruning is undone after each condition (the weights are restored exactly).
+#
+# ```{dropdown} Predict before you run: which prune raises harmful NLL most, and what does it cost?
+# The paper predicts that the signed prune makes harmful answers much less likely while benign NLL, perplexity and
+# trivia barely move, and that harm detection survives (generation is not recognition). A random prune of as many
+# weights should move little; the content-matched prune is the control to watch: if refusals to the same prompts
+# select weights that hurt harmful answers as much, the weights are about the topic, not the harm. The figure of
+# changes below answers it.
+# ```
 
 # %%
 unsigned = pruning.unsigned_scores(weights, grad_harm)
@@ -161,6 +180,13 @@ plt.show()
 # The signed selection against random weights of the same per-matrix counts, over the $q$ sweep: the change in
 # harmful NLL (all held-out harmful prompts) and in benign NLL as more weights go. A compact harmful mechanism
 # shows as a harmful-NLL rise well above random at a small benign cost.
+#
+# ```{dropdown} Predict before you run: how should the signed and random curves part as the budget grows?
+# A compact mechanism predicts a harmful-NLL rise that appears already at small budgets, with the random curve
+# near zero until the budget is large enough to damage everything. The preserve set spares a fixed top $p$ of the
+# weights benign answers need while $q$ grows, so watch whether the signed selection's benign cost stays as small
+# as random's while its harmful cost pulls away. The budget-sweep figure below answers it.
+# ```
 
 # %%
 sweep = []
@@ -199,6 +225,13 @@ sweep
 # overlap ({term}`Jaccard <Jaccard index>`, pooled over matrices) against the overlap two random selections of
 # the same per-matrix sizes would have, and what pruning one type's selection does to the held-out prompts of
 # every type.
+#
+# ```{dropdown} Predict before you run: do the harm types share weights, and does pruning one reach the others?
+# Two random sets this small almost never meet, so even a small Jaccard can be many times chance; but all four
+# selections come from the same model, response format and preserve set, which can make them overlap for reasons
+# that have nothing to do with harm (no gradient-selected control set is computed here). The paper's transfer
+# shows as positive off-diagonal cells, compared with the diagonal. The two heatmaps below answer it.
+# ```
 
 # %%
 per_type = {t: pruning.select(pruning.prune_scores(weights, grads[t]), keep, P.prune_q, P.prune_p)

@@ -27,6 +27,17 @@
 # random removal). This chapter runs each step on the bundled 135M model: a dictionary of its own, the geometry
 # test, a narrow fine-tune with a likelihood proxy of misalignment, the spec's go/no-go check, and the filter.
 #
+# **You will learn to**
+# - train a small TopK SAE on a model's response tokens, and read what its "toxic" features are with the logit
+#   lens and their top examples;
+# - test whether one set of features lies closer to another than a matched set does, against a
+#   frequency-matched null, a permutation test and a Holm correction;
+# - gate an experiment on its premise: a narrow fine-tune tested against a control fine-tune before any filtering;
+# - test the spillover mechanism directly, and compare a geometry-aware data filter with random removal of as many
+#   examples.
+#
+# **Learner time:** about 40 minutes to read and run.
+#
 # **Prerequisites:** {doc}`08_sae` (what an SAE latent and its decoder direction are). **Run time:** about five
 # minutes (`ci`).
 
@@ -166,6 +177,13 @@ pd.DataFrame([{"latent": j, "lift over neutral": float(primary.codes[group == "t
 # also gives Holm-adjusted p-values. Not done here, and worth doing before trusting a small p: a bootstrap over
 # examples that re-selects the features (the permutation treats the selected features as fixed), encoder-side
 # cosines, and a second SAE seed or width (spec §9.4).
+#
+# ```{dropdown} Predict before you run: will inducing features sit closer to toxic features than control features do?
+# The paper finds them closer in five models. Here, frequent latents sit near everything (the matched null guards
+# against that), and features of any prose may sit near those of the toxic prose; the control answers share
+# requests and format with the inducing ones, so only the gap between the two sets counts, and only if it clears
+# the grey band and survives Holm's correction over all (layer, domain) tests. The table and figure below answer it.
+# ```
 
 # %%
 subsets = {"all": None, **{d: domain == d for d in geometry.DOMAINS}}
@@ -225,6 +243,13 @@ plt.show()
 # make a go. Otherwise there is no misalignment to reduce, and any "reduction" would be noise. Some extra
 # questions touch the advice domains (a job interview, quick money), so the rise is also shown for the eight
 # "first plot" questions alone, the ones furthest from the training data.
+#
+# ```{dropdown} Predict before you run: will the go/no-go check say go?
+# Emergent misalignment has been reported in models down to 0.5B parameters, after fine-tunes on thousands of
+# examples, far more than this chapter has. Any fine-tune on short, confident answers can shift which reference
+# answer the model finds likelier; the control fine-tune, on the same requests, is the yardstick a go must beat,
+# not zero. The printed check and the per-question rises below answer it.
+# ```
 
 # %%
 ft = geometry.finetune_settings(P, seed)
@@ -273,6 +298,13 @@ plt.show()
 # (all `geometry_top_k` of them, shared ones included: those are what the fine-tune pushes hardest). The
 # Spearman correlation over every other latent tests that directly; the same statistic after the control
 # fine-tune (against the control set's top features) is its yardstick.
+#
+# ```{dropdown} Predict before you run: does spillover follow the cosine, and only after the inducing fine-tune?
+# The linear argument above says nothing about harm: any fine-tune should move the latents near its own trained
+# features. So expect the control fine-tune to show spillover too if the mechanism is generic; only an inducing
+# correlation clearly above the control's would tie it to the inducing data. The table right below answers it
+# (its `spearman` and `p_value` columns).
+# ```
 
 # %%
 threshold = geometry.sink_threshold(acts[layers[0]])

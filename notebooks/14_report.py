@@ -46,6 +46,15 @@
 # Every rule is tested on hand-built ledgers whose verdicts are known (`tests/test_claims.py`). Nothing here is
 # recomputed from activations: this chapter only reads the ledger.
 #
+# **You will learn to**
+# - read a claim's verdict from its rule, the controls it was tried on and its test against chance;
+# - explain why a rule that is met can still be *not discriminating* or *inconclusive*;
+# - trace a verdict back to the chapter, control or view of the data that decided it, and tell a fragile verdict
+#   from a stable one;
+# - compare this run's numbers with the committed reference, and say which departures the book's tests allow.
+#
+# **Learner time:** about 20 minutes to read and run.
+#
 # **Prerequisites:** every chapter before this one (a chapter that has not run makes its claims *not testable*).
 # **Run time:** seconds.
 
@@ -110,6 +119,21 @@ rules.style.hide(axis="index")
 # One row per claim: this run's value on the trained models beside the control that came closest to earning the
 # same verdict (and that control's own verdict under the paper's rule), the test against chance, the verdict with
 # its reason, and the pooling variants, lexicons or machine under which a positive verdict changes.
+#
+# ```{dropdown} Predict before you run: which claims of chapters 03–07 can an untrained twin meet too?
+# Sort the rules above into bounds ("weakly encoded", a peak {term}`ARI` below 0.15) and claims that something is
+# present (opposite poles alike, clusters above their null). If the random-initialised twin encodes no moral
+# structure, which sort does it meet as easily as a trained model? If it shares one large direction across all
+# texts, which sort is at risk then? The report's control column right below, and the twin column of the figure
+# after it, answer it.
+# ```
+#
+# ```{dropdown} Predict before you run: which control must the SAE, steering, pruning and geometry claims beat?
+# Name it for each family: the shuffled-label null (chapter 09), the pre-surgery SAE and the mean-difference vector
+# (chapter 11), the refusal and trivia prunes of as many weights (chapter 12), the control fine-tune and random
+# removal (chapter 13). Then decide which family you expect to clear its control, and which claims the rules table
+# already says this profile cannot test. The report right below answers it.
+# ```
 
 # %%
 both = claims.reference_verdicts(P.name)  # per claim: the reference build's verdict, the other machine's (or None)
@@ -175,6 +199,13 @@ Markdown(claims.account(rows))
 # differently: the reference build, one under an emulated other machine (`make reference`), and any real other
 # machine added beside them; the rules were applied to every build. A claim whose verdict differs between them is
 # decided by rounding at this profile's size; a positive one is flagged fragile above.
+#
+# ```{dropdown} Predict before you run: which verdicts would you expect to flip on another machine?
+# Rounding moves a float32 result in its last digits; that decides a verdict only where a value sits on the edge
+# of its rule (a threshold, the edge of a null band, a p-value near 0.05), or where a long chain of training steps
+# or sampled tokens amplifies it (SAE training, surgery, fine-tunes, generations). Statistics computed directly
+# from the activations, with no training in between, are less exposed. The count and table right below answer it.
+# ```
 
 # %%
 fragile, unmeasured = reference.fragile_and_unmeasured(both)
