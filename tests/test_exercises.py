@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 
+from collections.abc import Callable
+
 import jupytext
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -117,3 +120,59 @@ def test_fold_centre_reference_is_what_the_book_does_to_a_sae_lens_sae():
     codes = exercises.sae_encode(params["x"], w_enc, b_enc)
     torch.testing.assert_close(trained.encode(params["x"]).detach(), codes, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(exercises.sae_decode(codes, w_dec, b_dec), before, rtol=1e-4, atol=1e-4)
+
+
+def _solution(root, page: str) -> Callable:
+    """The function a page's solution cell defines (the page run as the book runs it, checks included)."""
+    namespace: dict = {}
+    for _, source in _cells(root, page):
+        exec(compile(source, f"{page}.py", "exec"), namespace)  # noqa: S102 - the page's own code
+    return namespace[exercises.EXERCISES[page][0]]
+
+
+@pytest.fixture(scope="module")
+def real(root) -> dict:
+    """Real inputs cut from the ci run (`python -m helpers.exercises --fixture`), the sample as a table."""
+    cut = exercises.load_fixture(root)
+    cut["sample"] = pd.DataFrame({k: cut[k] for k in ("sampled_dimension", "sample_type", "m_virtue")})
+    return cut
+
+
+def test_each_solution_equals_the_chapters_helper_on_real_inputs_from_the_ci_run(root, real):
+    from helpers import categorical, features, pruning, robustness, steering
+    from helpers.activations import pool
+
+    x, sample = real["x"], real["sample"]
+    resid, mask = torch.as_tensor(real["resid"]), torch.as_tensor(real["mask"])
+    for key, value in _solution(root, "E1_pooling")(resid, mask).items():
+        torch.testing.assert_close(value, pool(resid, mask)[key], rtol=0, atol=1e-5)
+    cosines = categorical.cosine_matrix(categorical.category_centres(categorical.centre(x), sample))
+    np.testing.assert_allclose(_solution(root, "E2_prototype_cosines")(x, sample), cosines, atol=1e-6)
+    care = ((sample["sampled_dimension"] == "care-harm") & sample["sample_type"].str.startswith("virtue")).to_numpy()
+    xc = categorical.centre(x)
+    prototype = xc[care & (sample["sample_type"] == "virtue_typical").to_numpy()].mean(0)
+    want = exercises.correlation(sample["m_virtue"][care].to_numpy(), exercises._cosines_to(xc[care], prototype))
+    assert _solution(root, "E3_typicality_rho")(xc[care], prototype, sample["m_virtue"][care].to_numpy()) == \
+        pytest.approx(want["spearman"], abs=1e-9)
+    statistic = lambda z: categorical.cosine_matrix(categorical.category_centres(categorical.centre(z), sample))[0, 1]  # noqa: E731
+    band = robustness.permutation_null(statistic, x, 40, 3)
+    assert _solution(root, "E4_null_band")(statistic, x, 40, 3) == pytest.approx((band["lo"], band["hi"]), abs=1e-9)
+    w_enc, b_enc, b_dec = (torch.as_tensor(real[k]) for k in ("w_enc", "b_enc", "b_dec"))
+    centre = torch.as_tensor(x.mean(0))
+    folded = _solution(root, "E5_fold_centre")(w_enc, b_enc + centre @ w_enc, b_dec - centre, centre)
+    torch.testing.assert_close(folded[0], b_enc, rtol=1e-6, atol=1e-4)  # the cached SAE's own (folded) biases back
+    torch.testing.assert_close(folded[1], b_dec, rtol=1e-6, atol=1e-5)  # (b_dec − c) + c rounds in float32
+    assert (_solution(root, "E6_latent_classes")(real["r"]) == features.classify(real["r"])).all()
+    skip = ~mask.bool()
+    skip[torch.arange(len(mask)), mask.argmax(1)] = True  # padding and each text's first real token (the sink)
+    edit = lambda h: h + 4.0 * torch.as_tensor(real["w_dec"][0])  # noqa: E731 - a real SAE decoder direction
+    for r in (resid, resid[:, -1:]):
+        torch.testing.assert_close(_solution(root, "E7_steering_hook")(edit, skip)(r.clone(), None),
+                                   steering.steering_hook(edit, skip)(r.clone(), None))
+    generator = torch.Generator().manual_seed(8)
+    weights = {f"w{i}": torch.as_tensor(real[f"weight_{i}"]) for i in range(2)}
+    grads = {n: torch.randn(w.shape, generator=generator) for n, w in weights.items()}
+    keep = {n: torch.rand(w.shape, generator=generator) for n, w in weights.items()}
+    chosen = _solution(root, "E8_signed_selection")(weights, grads, keep, 0.1, 0.05)
+    for name, want in pruning.select(pruning.prune_scores(weights, grads), keep, 0.1, 0.05).items():
+        assert sorted(chosen[name].tolist()) == sorted(want.tolist()), name

@@ -4,7 +4,8 @@ mistake when the output equals a known wrong answer (a "mutant"). `MUTANTS` hold
 the tests prove that every check rejects them.
 
 `python -m helpers.exercises` writes the learner notebooks (`notebooks/exercises/learner/`): the exercise pages
-without their `solution` cells.
+without their `solution` cells; `--fixture` cuts `FIXTURE`, small real inputs for every exercise, from the `ci`
+run's caches (the tests check each page's solution against the chapter's helper on it).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from helpers.paths import atomic_write_text, project_root
 
 SOLUTION_TAG = "solution"  # cells the learner notebooks leave out
 LEARNER_DIR = "learner"  # beside the exercise pages
+FIXTURE = Path("tests") / "fixtures" / "exercises_ci.npz"  # relative to the project root
 
 
 class ExerciseFailed(AssertionError):
@@ -536,6 +538,66 @@ EXERCISES: dict[str, tuple[str, Callable, dict[str, Callable]]] = {
 }
 
 
+# ---------- real inputs: a fixture cut from the ci run ----------
+
+def _padded(tokens: list[np.ndarray], left: list[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-text token residuals `[n_i, d]` as one zero-padded batch `[n, T, d]` (left or right per text), and its mask."""
+    width, d = max(len(t) for t in tokens), tokens[0].shape[1]
+    resid, mask = np.zeros((len(tokens), width, d), np.float32), np.zeros((len(tokens), width), np.int64)
+    for row, (t, is_left) in enumerate(zip(tokens, left)):
+        span = slice(width - len(t), width) if is_left else slice(0, len(t))
+        resid[row, span], mask[row, span] = t, 1
+    return resid, mask
+
+
+def _token_residuals(model, text: str, layer: int) -> np.ndarray:
+    """`[n_tokens, d]` output of block `layer` (the bridge's `hook_resid_post`) for one text."""
+    seen = []
+    handle = model.blocks()[layer].register_forward_hook(
+        lambda module, inputs, output: seen.append(output[0] if isinstance(output, tuple) else output))
+    with torch.no_grad():
+        model.plain(**model.tokenizer(text, return_tensors="pt"))
+    handle.remove()
+    return seen[0][0].float().numpy()
+
+
+def cut_fixture(profile: str = "ci", per_cell: int = 4, n_latents: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
+    """Small real inputs for every exercise from a run's caches: the SAE model's pooled activations of `per_cell`
+    sample rows per (foundation, sample type) at its second SAE layer, those rows' token residuals in a left/right
+    padded batch, `n_latents` latents of that layer's trained SAE, and slices of two of the model's weight matrices."""
+    from helpers import sae
+    from helpers.features import latent_correlations
+
+    run = sae.start_chapter("08_sae", profile, seed)
+    P, moral = run.chapter.profile, run.chapter.moral
+    layer = run.layers[min(1, len(run.layers) - 1)]
+    store = activations.profile_stores(P, activations.prompts(moral.actions, P.template))[P.sae_model]
+    sample = moral.sample.groupby(["sampled_dimension", "sample_type"]).head(per_cell).reset_index(drop=True)
+    x = robustness.layer_activations(store, sample, layer)
+    model = run.corpus.model
+    texts = activations.prompts(sample["action"].head(4).tolist(), P.template)
+    tokens = [_token_residuals(model, text, layer) for text in texts]
+    resid, mask = _padded(tokens, [True, False, True, False])
+    trained = sae.ensure_sae(run.corpus, layer, run.settings).sae
+    keep = np.random.default_rng(seed).choice(trained.W_enc.shape[1], n_latents, replace=False)
+    w_enc, w_dec = (trained.W_enc.detach()[:, keep].numpy(), trained.W_dec.detach()[keep].numpy())
+    codes = sae_encode(torch.as_tensor(x), torch.as_tensor(w_enc), trained.b_enc.detach()[keep]).numpy()
+    onehot = (sample["sampled_dimension"] + ":" + sample["sample_type"].str.replace("_typical", "")).to_numpy()
+    h = np.stack([onehot == f"{f}:{pole}" for f in FOUNDATIONS for pole in ("virtue", "vice")], 1).astype(float)
+    weights = [w.detach()[:8, :12].numpy() for w in model.blocks()[layer].parameters() if w.ndim == 2][:2]
+    return {"x": x, "sampled_dimension": sample["sampled_dimension"].to_numpy(str),
+            "sample_type": sample["sample_type"].to_numpy(str), "m_virtue": sample["m_virtue"].to_numpy(float),
+            "resid": resid, "mask": mask, "w_enc": w_enc, "b_enc": trained.b_enc.detach()[keep].numpy(),
+            "w_dec": w_dec, "b_dec": trained.b_dec.detach().numpy(), "r": latent_correlations(codes, h),
+            **{f"weight_{i}": w for i, w in enumerate(weights)}}
+
+
+def load_fixture(root: Path | None = None) -> dict[str, np.ndarray]:
+    """The committed fixture (`python -m helpers.exercises --fixture` cuts it)."""
+    with np.load((root or project_root()) / FIXTURE) as stored:
+        return dict(stored)
+
+
 # ---------- learner notebooks ----------
 
 def colab_links(page: str) -> str:
@@ -570,8 +632,15 @@ def write_learner_notebooks(root: Path | None = None) -> list[Path]:
 
 
 def main() -> None:
-    """Command line: regenerate the learner notebooks."""
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    """Command line: regenerate the learner notebooks (or, with --fixture, the fixture from the ci caches)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fixture", action="store_true", help=f"cut {FIXTURE} from the ci run's caches")
+    if parser.parse_args().fixture:
+        path = project_root() / FIXTURE
+        path.parent.mkdir(exist_ok=True)
+        np.savez_compressed(path, **cut_fixture())
+        print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
+        return
     for path in write_learner_notebooks():
         print(f"wrote {path}")
 
