@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from helpers import data
 from helpers.data import socialchem as sc
+from helpers.profiles import load_profile
 
 # Hand-computed typicality for every (J, A): (m_virtue, m_vice). Written out, not derived from the formula.
 TRUTH = {
@@ -118,6 +121,79 @@ def test_short_row_and_bad_encoding_are_rejected(tmp_path):
     path.write_bytes("\t".join(sc.COLUMNS).encode() + b"\n\xff\xfe")
     with pytest.raises(data.DataFormatError, match="not valid UTF-8"):
         data.read_socialchem_tsv(path)
+
+
+# Standard CSV quoting, as pandas and the `csv` module read a tab-separated file: (raw action cell, what it means,
+# a change to the whole file's text)
+QUOTING = {
+    "doubled quotes": ('"saying ""I told you so"" to a friend"', 'saying "I told you so" to a friend', str),
+    "quoted tab": ('"lying\tto a friend"', "lying\tto a friend", str),
+    "quoted newline": ('"a first line\nand a second"', "a first line\nand a second", str),
+    "CRLF line ends": ("helping a neighbour", "helping a neighbour", lambda text: text.replace("\n", "\r\n")),
+    "UTF-8 BOM": ("helping a neighbour", "helping a neighbour", lambda text: "\ufeff" + text),
+}
+
+
+@pytest.mark.parametrize("case", QUOTING)
+def test_quoting_line_ends_and_bom_are_read_as_pandas_reads_them(tmp_path, case):
+    raw, meant, change = QUOTING[case]
+    path = tmp_path / "s.tsv"
+    write_tsv(path, [row(action=raw), row(action="keeping a promise")])
+    path.write_bytes(change(path.read_text(encoding="utf-8")).encode("utf-8"))
+    frame = data.read_socialchem_tsv(path)
+    assert frame["action"].tolist() == [meant, "keeping a promise"]
+    assert frame["characters"].tolist() == ["narrator"] * 2, "no stray carriage return in the last column"
+    pandas = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    assert list(pandas.columns) == list(sc.COLUMNS) and pandas["action"].tolist() == frame["action"].tolist()
+
+
+def test_a_row_after_a_multi_line_field_is_named_by_its_own_line(tmp_path):
+    write_tsv(tmp_path / "s.tsv", [row(action='"one\ntwo\nthree"'), row(action_agree="7")])
+    with pytest.raises(data.DataFormatError, match=r"s\.tsv:5: column 'action-agree' holds '7'"):
+        data.read_socialchem_tsv(tmp_path / "s.tsv")
+
+
+def test_official_file_drops_rows_that_break_the_schema_counting_them_by_reason(tmp_path, caplog):
+    bad = [row(action_agree="7"), row(rot_moral_foundations="liberty-oppression"), row(action_agree="9"),
+           row(m="x"), row(area="reddit"), row(rot_bad="")]
+    write_tsv(tmp_path / "s.tsv", [row(action="first"), *bad, row(action="last")])
+    path = tmp_path / "s.tsv"
+    path.write_text(path.read_text() + "too\tfew\n")
+    with caplog.at_level("WARNING", logger="helpers.data.socialchem"):
+        frame = data.read_socialchem_tsv(path, strict=False)
+    assert frame["action"].tolist() == ["first", "last"]
+    assert frame.attrs["dropped"] == {"'action-agree' not allowed": 2, "'rot-moral-foundations' not allowed": 1,
+                                      "'m' not an integer": 1, "'area' not allowed": 1, "'rot-bad' empty": 1,
+                                      "field count": 1}
+    assert "dropped 7 of 9 rows" in caplog.text
+    shown = [f"{path}:{line}:" for line in range(3, 3 + sc.SHOWN_DROPS)]
+    assert all(where in caplog.text for where in shown) and f"{path}:{3 + sc.SHOWN_DROPS}:" not in caplog.text
+    with pytest.raises(data.DataFormatError, match=r"s\.tsv:3: column 'action-agree' holds '7'"):
+        data.read_socialchem_tsv(path)
+    write_tsv(path, bad)
+    with pytest.raises(data.DataFormatError, match=r"s\.tsv: no row follows the schema"):
+        data.read_socialchem_tsv(path, strict=False)
+
+
+def test_downloaded_file_drops_a_bad_row_the_bundled_sample_refuses_it(tmp_path, monkeypatch):
+    """The official path keeps going without the bad row (and records why in MoralData.dropped); the bundled sample
+    stays strict and names the file and line."""
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path / "book"))
+    profile = load_profile("ci")
+    ci = {"quota_scale": profile.quota_scale, "seed": profile.sample_seed, "min_per_stratum": profile.min_per_stratum}
+    planted = tmp_path / "planted.tsv"
+    lines = sc.BUNDLED_TSV.read_text(encoding="utf-8").splitlines(keepends=True)
+    planted.write_text("".join(lines[:2] + ["too\tfew\n"] + lines[2:]), encoding="utf-8")
+    archive = tmp_path / "social-chem-101.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.write(planted, f"social-chem-101/{sc.TSV_MEMBER}")
+    official = data.build_moral_data(archive.as_uri(), **ci)
+    bundled = data.build_moral_data("bundled", **ci)
+    assert official.dropped == {"field count": 1} and bundled.dropped == {}
+    pd.testing.assert_frame_equal(official.sample, bundled.sample)
+    monkeypatch.setattr(sc, "BUNDLED_TSV", planted)
+    with pytest.raises(data.DataFormatError, match=rf"{planted}:3: 2 fields, expected 25"):
+        data.build_moral_data("bundled", **ci)
 
 
 def _planted_exploded(sizes: dict[str, int]) -> pd.DataFrame:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
+import logging
 import shutil
 import zipfile
 import dataclasses
@@ -32,6 +34,8 @@ TYPICALITY_LEVELS = (0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
 PAPER_QUOTAS = {"polar": 300, "typical": 150, "neutral": 300}
 BUNDLED_TSV = Path(__file__).parent / "files" / "social-chem-sample.tsv"
 TSV_MEMBER = "social-chem-101.v1.0.tsv"
+SHOWN_DROPS = 5  # rows dropped from the official file that are logged with their file:line
+_log = logging.getLogger(__name__)
 
 # Allowed values of the categorical and integer columns (Social-Chem-101 README, spec §9). "" means null.
 _INT_VALUES = {
@@ -60,34 +64,88 @@ class DataFormatError(ValueError):
     """A data file does not follow its schema; the message names the file, line and field."""
 
 
-def _parse_int(path: Path, line: int, column: str, text: str) -> int | None:
-    """Parse an integer cell written as `2`, `-1` or `2.0`; raise naming the file, line and column."""
+class _RowError(ValueError):
+    """One row breaks the schema: `reason` names the kind (for counting), the message says what is wrong."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _parse_int(column: str, text: str) -> int | None:
+    """Parse an integer cell written as `2`, `-1` or `2.0`; raise naming the column."""
     if text == "":
         if column in _NULLABLE_INT:
             return None
-        raise DataFormatError(f"{path}:{line}: column '{column}' is empty but may not be null")
+        raise _RowError(f"'{column}' empty", f"column '{column}' is empty but may not be null")
     try:
         number = float(text)
     except ValueError:
-        raise DataFormatError(f"{path}:{line}: column '{column}' holds {text!r}, not an integer") from None
+        raise _RowError(f"'{column}' not an integer", f"column '{column}' holds {text!r}, not an integer") from None
     if not number.is_integer() or int(number) not in _INT_VALUES[column]:
-        raise DataFormatError(
-            f"{path}:{line}: column '{column}' holds {text!r}; allowed: {sorted(_INT_VALUES[column])} or empty"
-        )
+        raise _RowError(f"'{column}' not allowed",
+                        f"column '{column}' holds {text!r}; allowed: {sorted(_INT_VALUES[column])} or empty")
     return int(number)
 
 
-def read_socialchem_tsv(path: str | Path) -> pd.DataFrame:
-    """Read a Social-Chem-101 TSV, checking the 25-column header and every value set; nulls become None/NaN."""
+def _parse_row(row: list[str], index: dict[str, int], width: int) -> dict[str, object]:
+    """One data row of `width` fields as a record of typed values, or _RowError for the first field that is wrong."""
+    if len(row) != width:
+        raise _RowError("field count", f"{len(row)} fields, expected {width}")
+    record: dict[str, object] = {}
+    for column in COLUMNS:
+        cell = row[index[column]]
+        if column in _INT_VALUES:
+            record[column] = _parse_int(column, cell)
+        elif column in _STR_VALUES:
+            if cell not in _STR_VALUES[column]:
+                raise _RowError(f"'{column}' not allowed",
+                                f"column '{column}' holds {cell!r}; allowed: {sorted(_STR_VALUES[column])}")
+            record[column] = cell or None
+        elif column in _LIST_VALUES:
+            bad = [t for t in cell.split("|") if t and t not in _LIST_VALUES[column]]
+            if bad:
+                raise _RowError(f"'{column}' not allowed", f"column '{column}' holds unknown value(s) {bad}; "
+                                                           f"allowed: {sorted(_LIST_VALUES[column])}")
+            record[column] = cell or None
+        else:
+            record[column] = cell or None
+    return record
+
+
+def _tsv_rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """Every row of a tab-separated text read with standard CSV quoting, with the line it starts on."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t")
+    rows = []
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader, None)
+        except csv.Error as error:
+            raise DataFormatError(f"{path}:{start}: {error}") from None
+        if row is None:
+            return rows
+        rows.append((start, row))
+
+
+def read_socialchem_tsv(path: str | Path, strict: bool = True) -> pd.DataFrame:
+    """Read a Social-Chem-101 TSV with standard CSV quoting, as pandas does, checking the header and every value.
+
+    Quoted fields (holding tabs, newlines or doubled quotes), CRLF line ends and a UTF-8 BOM are read as the `csv`
+    module reads them; nulls become None/NaN.
+
+    A row that breaks the schema raises naming the file and line when `strict`; otherwise it is dropped, counted by
+    reason in `attrs["dropped"]`, and the first few are logged with their file:line.
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as err:
         raise DataFormatError(f"{path}: not valid UTF-8 (byte {err.start}): {err.reason}") from None
     if not text.strip():
         raise DataFormatError(f"{path}: the file is empty; expected a header with the 25 Social-Chem-101 columns")
-    rows = list(csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE))
-    header = rows[0]
+    rows = _tsv_rows(path, text)
+    header = rows[0][1]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise DataFormatError(f"{path}:1: header lacks column(s) {missing}")
@@ -97,37 +155,27 @@ def read_socialchem_tsv(path: str | Path) -> pd.DataFrame:
     if len(rows) < 2:
         raise DataFormatError(f"{path}: the file has a header but no data rows")
     index = {c: header.index(c) for c in COLUMNS}
-    records = []
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise DataFormatError(f"{path}:{line}: {len(row)} fields, expected {len(header)}")
-        record: dict[str, object] = {}
-        for column in COLUMNS:
-            cell = row[index[column]]
-            if column in _INT_VALUES:
-                record[column] = _parse_int(path, line, column, cell)
-            elif column in _STR_VALUES:
-                if cell not in _STR_VALUES[column]:
-                    raise DataFormatError(
-                        f"{path}:{line}: column '{column}' holds {cell!r}; allowed: {sorted(_STR_VALUES[column])}"
-                    )
-                record[column] = cell or None
-            elif column in _LIST_VALUES:
-                bad = [t for t in cell.split("|") if t and t not in _LIST_VALUES[column]]
-                if bad:
-                    raise DataFormatError(
-                        f"{path}:{line}: column '{column}' holds unknown value(s) {bad}; "
-                        f"allowed: {sorted(_LIST_VALUES[column])}"
-                    )
-                record[column] = cell or None
-            else:
-                record[column] = cell or None
-        records.append(record)
+    records, dropped, shown = [], collections.Counter(), []
+    for line, row in rows[1:]:
+        try:
+            records.append(_parse_row(row, index, len(header)))
+        except _RowError as bad:
+            if strict:
+                raise DataFormatError(f"{path}:{line}: {bad}") from None
+            dropped[bad.reason] += 1
+            if len(shown) < SHOWN_DROPS:
+                shown.append(f"{path}:{line}: {bad}")
+    if dropped:
+        _log.warning("%s: dropped %d of %d rows that break the schema (%s); the first: %s", path, dropped.total(),
+                     len(rows) - 1, dict(dropped.most_common()), "; ".join(shown))
+    if not records:
+        raise DataFormatError(f"{path}: no row follows the schema")
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     for column in _NULLABLE_INT:
         frame[column] = frame[column].astype("Int64")
     frame.attrs["source"] = str(path)
     frame.attrs["sha256"] = file_sha256(path)
+    frame.attrs["dropped"] = dict(dropped.most_common())
     return frame
 
 
@@ -313,6 +361,7 @@ class MoralData:
     sample: pd.DataFrame
     actions: list[str]
     sha256: str
+    dropped: dict[str, int]  # rows of the official file dropped for breaking the schema, by reason (bundled: none)
 
 
 def build_moral_data(source: str, sha256: str | None = None, quota_scale: float = 1.0, seed: int = 42,
@@ -322,13 +371,13 @@ def build_moral_data(source: str, sha256: str | None = None, quota_scale: float 
     The activation cache holds one row per distinct action (`actions`), shared by the foundation strata an action
     appears in; `sample["text_index"]` points into it.
     """
-    raw = read_socialchem_tsv(socialchem_path(source, sha256))
+    raw = read_socialchem_tsv(socialchem_path(source, sha256), strict=source == "bundled")
     cleaned, steps = clean(raw)
     cleaned = with_vectors(cleaned)
     exploded = explode_by_foundation(cleaned)
     sample = stratified_sample(exploded, quota_scale=quota_scale, seed=seed, min_per_stratum=min_per_stratum)
     actions, sample = index_actions(sample)
-    return MoralData(raw, cleaned, steps, exploded, sample, actions, raw.attrs["sha256"])
+    return MoralData(raw, cleaned, steps, exploded, sample, actions, raw.attrs["sha256"], raw.attrs["dropped"])
 
 
 def index_actions(sample: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
