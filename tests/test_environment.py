@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 
 import yaml
+from packaging.specifiers import SpecifierSet
 
 
 def _pins(lines: list[str]) -> dict[str, str]:
@@ -44,3 +46,14 @@ def test_ci_runs_the_readme_commands(root):
     readme = (root / "README.md").read_text()
     assert ci.index("make test") < ci.index("make book")
     assert "make test" in readme and "make book" in readme
+
+
+def test_python_range_admits_colab_and_the_conda_toolchain(root):
+    """pyproject admits CPython 3.11 to 3.13 (Colab's runtime has been 3.12, then 3.13); environment.yml's Python
+    and the interpreter running the tests lie inside it."""
+    admitted = SpecifierSet(tomllib.loads((root / "pyproject.toml").read_text())["project"]["requires-python"])
+    assert admitted == SpecifierSet(">=3.11,<3.14")
+    env = yaml.safe_load((root / "environment.yml").read_text())
+    conda_python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    assert conda_python.removeprefix("python=") in admitted
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" in admitted
