@@ -23,8 +23,8 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # What a build of the book depends on: when none of these changed since the last build of a profile, `make book`
 # only re-runs the checks on it (the stamp _build/built-<profile> is written by the build itself).
 # (tracked and new untracked files that exist; reference/ because chapter 14 renders the comparison with it).
-BOOK_SOURCES := $(wildcard $(shell git ls-files --cached --others --exclude-standard -- notebooks src params book \
-	reference _config.yml _toc.yml 2>/dev/null || find notebooks src params book reference _config.yml _toc.yml \
+BOOK_SOURCES := $(wildcard $(shell git ls-files --cached --others --exclude-standard -- notebooks src params book _static \
+	reference _config.yml _toc.yml 2>/dev/null || find notebooks src params book _static reference _config.yml _toc.yml \
 	-type f -not -path '*/__pycache__/*'))
 
 # `make test` also runs these chapters on another, emulated machine (helpers.machine.check_emulation: epyc on an

@@ -55,7 +55,7 @@ if "google.colab" in sys.modules:
 profile = "ci"  # ci | colab | paper: every size knob lives in params/<profile>.yaml
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -178,7 +178,7 @@ polar = exploded[exploded["polarity"] != "neutral"].assign(
     typicality=lambda d: np.maximum(d["m_virtue"], d["m_vice"]))
 grid = sns.catplot(data=polar, x="typicality", hue="polarity", col="sampled_dimension", kind="count",
                    col_order=list(data.FOUNDATIONS), order=list(data.TYPICALITY_LEVELS), hue_order=["virtue", "vice"],
-                   palette=plotting.POLE_COLORS, height=2.6, aspect=0.85)
+                   palette=plotting.POLE_COLORS, height=2.6, aspect=0.95, col_wrap=3)
 grid.set_titles("{col_name}").set_axis_labels("typicality", "rows").tick_params(axis="x", rotation=60)
 grid.figure.suptitle("Typicality per foundation and pole", y=1.04)
 plotting.save_figure(grid.figure, ledger, "typicality_histograms")
@@ -211,7 +211,7 @@ print(f"quotas per stratum: {quotas}")
 
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(11, 3.2))
+fig, ax = plt.subplots(figsize=(9.5, 3.4), layout="constrained")
 sns.heatmap(table, annot=True, fmt="g", cmap=plotting.SEQUENTIAL, ax=ax, cbar_kws={"label": "rows sampled"})
 ax.set(xlabel="stratum (pole and typicality)", ylabel="", title=f"Diagnosis sample: {len(sample):,} rows")
 plotting.save_figure(fig, ledger, "sample_strata")
@@ -254,7 +254,7 @@ pd.Series(sources, name="neutral rows").to_frame().assign(
 # each held-out part, the share of its rows whose action text or situation also occurs in its training part;
 # `data.sae_splits(by="situation")` is the grouped alternative, shown beside the paper's split.
 
-# %%
+# %% tags=["hide-input"]
 leaks = []
 for by in data.SPLIT_UNITS:
     parts = data.sae_splits(cleaned, seed=P.sample_seed, by=by).drop_duplicates("id")

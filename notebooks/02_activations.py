@@ -56,7 +56,7 @@ if "google.colab" in sys.modules:
 profile = "ci"  # ci | colab | paper: every size knob lives in params/<profile>.yaml
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -123,9 +123,9 @@ example = texts[0]
 
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, len(P.models), figsize=(5.5 * len(P.models), 4.2), squeeze=False)
+fig, axes = plotting.panels(len(P.models), (4.8, 4.2))
 loaded = {}
-for ax, name in zip(axes[0], P.models):
+for ax, name in zip(axes, P.models):
     loaded[name] = load_model(name, dtype=P.dtype, device=P.device, seed=seed)
     tokens, norms = activations.position_norms(loaded[name], example)
     sns.heatmap(np.log10(norms), ax=ax, cmap=plotting.SEQUENTIAL, xticklabels=tokens, yticklabels=5,
@@ -174,7 +174,7 @@ for name, store in stores.items():
                          "mean norm": float(np.linalg.norm(x, axis=1).mean())})
 norms = pd.DataFrame(rows)
 grid = sns.relplot(data=norms, x="layer", y="mean norm", hue="pooling", col="model", kind="line", marker="o",
-                   height=3.4, aspect=1.25, facet_kws={"sharey": False})
+                   height=3.2, aspect=1.25, col_wrap=2, facet_kws={"sharey": False})
 grid.set(yscale="log").set_titles("{col_name}").set_axis_labels("layer", "mean ‖pooled vector‖ (log)")
 plotting.save_figure(grid.figure, ledger, "norms_by_layer")
 plt.show()
@@ -212,7 +212,7 @@ aniso = pd.DataFrame(rows)
 
 # %% tags=["hide-input"]
 grid = sns.relplot(data=aniso, x="layer", y="mean pairwise cosine", hue="pooling", style="centred", col="model",
-                   kind="line", height=3.4, aspect=1.25)
+                   kind="line", height=3.2, aspect=1.25, col_wrap=2)
 grid.set_titles("{col_name}").set(ylim=(-0.1, 1.02))
 for ax in grid.axes.flat:
     ax.axhline(0, color="0.3", lw=0.8)

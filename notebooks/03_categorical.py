@@ -98,12 +98,7 @@ P, ledger, moral, sample, stores = run.profile, run.ledger, run.moral, run.sampl
 # network of the same shape gives. The first figure answers all three: curves, grey band, twin panel.
 # ```
 
-# %%
-paper = {name: robustness.sweep_layers(store, sample, categorical.categorical_layer) for name, store in stores.items()}
-nulls = {name: robustness.sweep_layers(store, sample, lambda x, s: categorical.null_mean_virtue_vice(
-             x, s, P.n_permutations, seed)) for name, store in stores.items()}
-
-
+# %% tags=["hide-input"]
 def curves(results: dict, label: str = "") -> pd.DataFrame:
     """Long table of virtue–vice cosines: model, layer, relative depth, foundation (and the mean), value."""
     rows = []
@@ -116,26 +111,30 @@ def curves(results: dict, label: str = "") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# %%
+paper = {name: robustness.sweep_layers(store, sample, categorical.categorical_layer) for name, store in stores.items()}
+nulls = {name: robustness.sweep_layers(store, sample, lambda x, s: categorical.null_mean_virtue_vice(
+             x, s, P.n_permutations, seed)) for name, store in stores.items()}
 vv = curves(paper)
 
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, len(stores), figsize=(5.2 * len(stores), 3.8), sharey=True, squeeze=False)
-for ax, name in zip(axes[0], stores):
+fig, axes = plotting.panels(len(stores), (4.6, 3.6), sharey=True)
+for ax, name in zip(axes, stores):
     band = pd.DataFrame(nulls[name])
     depth = [plotting.relative_depth(layer, len(band)) for layer in range(len(band))]
     ax.fill_between(depth, band["lo"], band["hi"], color="0.8", label="null 95 % band (mean)")
     sns.lineplot(data=vv.query("model == @name and foundation != 'mean'"), x="relative depth",
-                 y="virtue–vice cosine", hue="foundation", ax=ax, legend=ax is axes[0][-1], lw=1.2)
+                 y="virtue–vice cosine", hue="foundation", ax=ax, legend=ax is axes[-1], lw=1.2)
     sns.lineplot(data=vv.query("model == @name and foundation == 'mean'"), x="relative depth",
                  y="virtue–vice cosine", color="black", lw=2.4, ax=ax, label="mean of the 5")
     ax.axhline(0.5, ls="--", color="0.4", lw=0.8)
     ax.axhline(0, color="0.4", lw=0.6)
     ax.set(title=name, ylim=(-1.05, 1.05))
-    if ax is not axes[0][-1]:
+    if ax is not axes[-1]:
         ax.get_legend().remove()
-axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
-fig.suptitle("Cosine between opposing prototypes (paper recipe: mean pooling, centred); dashed line = 0.5")
+axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+fig.suptitle("Cosine between opposing prototypes (mean pooling, centred); dashed line = 0.5")
 plotting.save_figure(fig, ledger, "virtue_vice_by_layer")
 plt.show()
 
@@ -150,14 +149,14 @@ summary = {name: categorical.summarise(per_layer) for name, per_layer in paper.i
 
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, len(stores), figsize=(4.6 * len(stores), 4.2), squeeze=False)
-for ax, name in zip(axes[0], stores):
+fig, axes = plotting.panels(len(stores), (4.6, 4.4))
+for ax, name in zip(axes, stores):
     best = summary[name]["optimal_layer"]
     matrix = pd.DataFrame(paper[name][best]["matrix"], index=data.DIMENSIONS, columns=data.DIMENSIONS)
     sns.heatmap(matrix, cmap=plotting.DIVERGING, center=0, vmin=-1, vmax=1, square=True, ax=ax,
-                cbar=ax is axes[0][-1], cbar_kws={"label": "cosine"})
+                cbar_kws={"label": "cosine"})
     ax.set(title=f"{name}\noptimal layer {best}")
-fig.suptitle("Prototype cosines at each model's optimal layer (lowest mean off-diagonal cosine)")
+fig.suptitle("Prototype cosines at each model's optimal layer\n(lowest mean off-diagonal cosine)")
 plotting.save_figure(fig, ledger, "prototype_matrix_at_optimal")
 plt.show()
 
@@ -193,12 +192,13 @@ by_variant = by_variant.query("foundation == 'mean'")
 
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
+fig, axes = plotting.panels(2, (4.4, 3.6))
 sns.lineplot(data=share, x="relative depth", y="top-3 variance share", hue="model", style="pooling", ax=axes[0])
-axes[0].set(title="Variance carried by the 3 largest dimensions", ylim=(0, 1.02))
+axes[0].set(title="Variance in the 3 largest dimensions", ylim=(0, 1.02))
+axes[0].get_legend().remove()  # the same models as the right panel's legend
 sns.lineplot(data=by_variant, x="relative depth", y="virtue–vice cosine", hue="model", style="data", ax=axes[1])
 axes[1].axhline(0.5, ls="--", color="0.4", lw=0.8)
-axes[1].set(title="Mean virtue–vice cosine under each variant", ylim=(-1.05, 1.05))
+axes[1].set(title="Mean virtue–vice cosine by variant", ylim=(-1.05, 1.05))
 axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
 plotting.save_figure(fig, ledger, "variants")
 plt.show()
@@ -229,7 +229,7 @@ both = pd.concat([vv.assign(data="Social-Chem sample"), curves(external, "MFD 2.
 
 # %% tags=["hide-input"]
 grid = sns.relplot(data=both, x="relative depth", y="virtue–vice cosine", hue="data", col="model", kind="line",
-                   height=3.3, aspect=1.2)
+                   height=3.2, aspect=1.2, col_wrap=2)
 grid.set_titles("{col_name}").set(ylim=(-1.05, 1.05))
 for ax in grid.axes.flat:
     ax.axhline(0.5, ls="--", color="0.4", lw=0.8)
@@ -240,7 +240,7 @@ print(f"MFD 2.0: {len(mfd):,} (word, foundation) rows, {len(mfd_words):,} distin
 # %% [markdown]
 # ## Paper vs this run
 
-# %%
+# %% tags=["hide-input"]
 intermediate = vv.query("0.25 <= `relative depth` <= 0.75 and foundation != 'mean'")
 rows = []
 for name, store in stores.items():

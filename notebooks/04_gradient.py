@@ -94,6 +94,16 @@ P, ledger, moral, sample, stores = run.profile, run.ledger, run.moral, run.sampl
 # figure shows both recipes against their nulls.
 # ```
 
+# %% tags=["hide-input"]
+def curves(results: dict, label: str) -> pd.DataFrame:
+    """Long table of Spearman ρ per model, layer, relative depth and category (incl. 'overall')."""
+    return pd.DataFrame([
+        {"model": name, "layer": layer, "relative depth": plotting.relative_depth(layer, len(per_layer)),
+         "category": category, "Spearman ρ": value["spearman"], "recipe": label}
+        for name, per_layer in results.items() for layer, result in enumerate(per_layer)
+        for category, value in result.items()])
+
+
 # %%
 tasks = {"paper": gradient.prepare(sample), "held-out": gradient.prepare(sample, heldout=True, seed=seed)}
 paper, heldout = ({name: robustness.sweep_layers(store, sample, lambda x, s, t=task: gradient.score(x, t))
@@ -104,34 +114,24 @@ nulls, heldout_nulls = (
      for name, store in stores.items()}
     for task in tasks.values())
 
-
-def curves(results: dict, label: str) -> pd.DataFrame:
-    """Long table of Spearman ρ per model, layer, relative depth and category (incl. 'overall')."""
-    return pd.DataFrame([
-        {"model": name, "layer": layer, "relative depth": plotting.relative_depth(layer, len(per_layer)),
-         "category": category, "Spearman ρ": value["spearman"], "recipe": label}
-        for name, per_layer in results.items() for layer, result in enumerate(per_layer)
-        for category, value in result.items()])
-
-
 rho = pd.concat([curves(paper, "paper (prototypes score themselves)"), curves(heldout, "held-out prototypes")],
                 ignore_index=True)
 
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, len(stores), figsize=(5.2 * len(stores), 3.8), sharey=True, squeeze=False)
-for ax, name in zip(axes[0], stores):
+fig, axes = plotting.panels(len(stores), (4.6, 3.6), sharey=True)
+for ax, name in zip(axes, stores):
     for band, colour in ((nulls[name], "0.75"), (heldout_nulls[name], "0.9")):
         band = pd.DataFrame(band)
         depth = [plotting.relative_depth(layer, len(band)) for layer in range(len(band))]
         ax.fill_between(depth, band["lo"], band["hi"], color=colour, alpha=0.8, lw=0)
     overall = rho.query("model == @name and category == 'overall'")
     sns.lineplot(data=overall, x="relative depth", y="Spearman ρ", style="recipe", color="black", ax=ax,
-                 legend=ax is axes[0][-1])
+                 legend=ax is axes[-1])
     ax.axhline(0.55, ls="--", color="0.4", lw=0.8)
     ax.set(title=name, ylim=(-0.3, 1.0))
-axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
-fig.suptitle("Overall typicality gradient; grey bands: permutation nulls (dark: paper recipe, light: held-out); "
+axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+fig.suptitle("Overall typicality gradient; grey bands: permutation nulls\n(dark: paper recipe, light: held-out); "
              "dashed: the paper's 0.55 ceiling")
 plotting.save_figure(fig, ledger, "overall_by_layer")
 plt.show()
@@ -161,7 +161,7 @@ peaks = pd.DataFrame([
 
 # %% tags=["hide-input"]
 grid = sns.catplot(data=peaks, x="category", y="peak Spearman ρ", hue="model", col="recipe", kind="bar",
-                   order=list(data.DIMENSIONS), height=3.6, aspect=1.6)
+                   order=list(data.DIMENSIONS), height=3.2, aspect=2.4, col_wrap=1)
 grid.set_titles("{col_name} recipe").tick_params(axis="x", rotation=45)
 for ax in grid.axes.flat:
     ax.axhline(0.55, ls="--", color="0.4", lw=0.8)
@@ -238,7 +238,7 @@ table = pd.concat([curves(paper, "paper")] + [curves(results, variant) for varia
 
 # %% tags=["hide-input"]
 grid = sns.relplot(data=table, x="relative depth", y="Spearman ρ", hue="recipe", col="model", kind="line",
-                   height=3.3, aspect=1.2)
+                   height=3.2, aspect=1.2, col_wrap=2)
 grid.set_titles("{col_name}").set(ylim=(-0.3, 1.0))
 plotting.save_figure(grid.figure, ledger, "variants_and_external")
 plt.show()
@@ -247,7 +247,7 @@ print(f"MoralStrength: {len(strength):,} rows, {len(strength_words):,} distinct 
 # %% [markdown]
 # ## Paper vs this run
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for name in stores:
     s = summary[name]

@@ -107,17 +107,17 @@ long = table.melt(id_vars=["model", "relative depth"], value_vars=["ari_polarity
 
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, len(stores), figsize=(5.2 * len(stores), 3.8), sharey=True, squeeze=False)
-for ax, name in zip(axes[0], stores):
+fig, axes = plotting.panels(len(stores), (4.6, 3.6), sharey=True)
+for ax, name in zip(axes, stores):
     band = pd.DataFrame([result["null"]["ari_polarity3"] for result in layers[name]])
     depth = [plotting.relative_depth(layer, len(band)) for layer in range(len(band))]
     ax.fill_between(depth, band["lo"], band["hi"], color="0.8", lw=0, label="null 95 % band (Polarity3)")
     sns.lineplot(data=long.query("model == @name"), x="relative depth", y="value", hue="statistic",
                  style="statistic", dashes={"ari_polarity3": "", "ari_mft5": "", "ari_mft15": "", "noise_ratio": (2, 2)},
-                 ax=ax, legend=ax is axes[0][-1])
+                 ax=ax, legend=ax is axes[-1])
     ax.set(title=name, ylim=(-0.1, 1.02), ylabel="ARI / noise ratio")
-axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
-fig.suptitle("Clusters vs human labels (noise excluded); dashed: share of points HDBSCAN calls noise")
+axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+fig.suptitle("Clusters vs human labels (noise excluded)\ndashed: share of points HDBSCAN calls noise")
 plotting.save_figure(fig, ledger, "ari_by_layer")
 plt.show()
 
@@ -156,13 +156,13 @@ view = pd.DataFrame({"dim 1": coords[:, 0], "dim 2": coords[:, 1], "foundation (
 
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+fig, axes = plotting.panels(3, (4.6, 4.2))
 for ax, column in zip(axes, ["polarity (Polarity3)", "foundation (MFT5)", "HDBSCAN cluster"]):
     palette = plotting.POLE_COLORS if column.startswith("polarity") else plotting.PALETTE
     sns.scatterplot(data=view, x="dim 1", y="dim 2", hue=column, s=10, alpha=0.7, ax=ax, palette=palette)
     ax.set(title=column, xticks=[], yticks=[])
     ax.legend(fontsize=7, markerscale=1.5, loc="best")
-fig.suptitle(f"{name}, layer {layer}: {method.upper()} map of the mean-pooled activations")
+fig.suptitle(f"{name}, layer {layer}:\n{method.upper()} map of the mean-pooled activations")
 plotting.save_figure(fig, ledger, "embedding")
 plt.show()
 
@@ -179,13 +179,14 @@ plt.show()
 # coordinates are taken out? The figure below shows every recipe on one axis per model.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 def sweep(store, frame, variant="paper"):
     """structural_layer at every layer (no null) for one cache and variant."""
     return robustness.sweep_layers(store, frame, lambda x, s: structural.structural_layer(
         x, s, P.hdbscan_min_cluster_size, P.hdbscan_min_samples), variant)
 
 
+# %%
 variants = {variant: {name: sweep(store, sample, variant) for name, store in stores.items()}
             for variant in robustness.VARIANTS if variant != "paper"}
 mfd = data.external_sample("mfd2", P.external_max_words, P.sample_seed)
@@ -200,7 +201,7 @@ rows = [{"model": name, "relative depth": plotting.relative_depth(layer, len(per
 
 # %% tags=["hide-input"]
 grid = sns.relplot(data=pd.DataFrame(rows), x="relative depth", y="ARI (Polarity3)", hue="recipe", col="model",
-                   kind="line", height=3.3, aspect=1.2)
+                   kind="line", height=3.2, aspect=1.2, col_wrap=2)
 grid.set_titles("{col_name}").set(ylim=(-0.1, 1.02))
 plotting.save_figure(grid.figure, ledger, "variants_and_external")
 plt.show()
@@ -208,7 +209,7 @@ plt.show()
 # %% [markdown]
 # ## Paper vs this run
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for name in stores:
     s = structural.summarise(layers[name])

@@ -112,14 +112,14 @@ curves = pd.DataFrame([
 
 
 # %% tags=["hide-input"]
-grid = sns.relplot(data=curves, x="relative depth", y="R²", hue="probe", col="model", kind="line", height=3.4,
-                   aspect=1.2)
+grid = sns.relplot(data=curves, x="relative depth", y="R²", hue="probe", col="model", kind="line", height=3.2,
+                   aspect=1.2, col_wrap=2)
 grid.set_titles("{col_name}")
 for ax in grid.axes.flat:
     ax.axhline(0, color="0.4", lw=0.6)
     ax.axhline(0.26, ls="--", color="0.4", lw=0.8)
     ax.set_ylim(max(-1.0, curves["R²"].min() - 0.05), 1.0)
-grid.figure.suptitle("Test R² of the probes per layer (dashed: the paper's best adjusted R², 0.26)", y=1.03)
+grid.figure.suptitle("Test R² of the probes per layer\n(dashed: the paper's best adjusted R², 0.26)", y=1.05)
 plotting.save_figure(grid.figure, ledger, "r2_by_layer")
 plt.show()
 
@@ -131,10 +131,10 @@ plt.show()
 # mean.
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, len(stores), figsize=(5.2 * len(stores), 3.8), squeeze=False)
-for ax, name in zip(axes[0], stores):
+fig, axes = plotting.panels(len(stores), (4.6, 3.6))
+for ax, name in zip(axes, stores):
     per_dim = pd.DataFrame([result["r2_per_dim"] for result in layers[name]], columns=data.DIMENSIONS)
-    sns.heatmap(per_dim.T, cmap=plotting.DIVERGING, center=0, vmin=-1, vmax=1, ax=ax, cbar=ax is axes[0][-1],
+    sns.heatmap(per_dim.T, cmap=plotting.DIVERGING, center=0, vmin=-1, vmax=1, ax=ax,
                 xticklabels=5, cbar_kws={"label": "R² per dimension"})
     ax.set(title=name, xlabel="layer")
 plotting.save_figure(fig, ledger, "r2_per_dimension")
@@ -163,18 +163,21 @@ for name, store in stores.items():
                    "r2": robustness.permutation_null(
                        lambda xs: dimensional.train_linear_probe(xs, y, (train, val, test), seed=seed)["r2"], x,
                        P.n_permutations_probe, seed)}
+
+# %% tags=["hide-input"]
 pd.DataFrame({name: {"best layer (ridge)": n["layer"], "ridge R²": summary[name]["r2_ridge"][n["layer"]],
                      "ridge null 95 %": f"[{n['r2_ridge']['lo']:.3f}, {n['r2_ridge']['hi']:.3f}]",
                      "probe R²": summary[name]["r2"][n["layer"]],
                      "probe null 95 %": f"[{n['r2']['lo']:.3f}, {n['r2']['hi']:.3f}]"}
               for name, n in nulls.items()}).T
 
-# %%
+# %% tags=["hide-input"]
 def ridge_only(x, s):
     """The ridge control alone (the gradient-trained probe is only run on the paper's recipe, to save time)."""
     return dimensional.dimensional_layer(x, s, seed=seed, probe=False)
 
 
+# %%
 variants = {variant: {name: robustness.sweep_layers(store, sample, ridge_only, variant) for name, store in stores.items()}
             for variant in robustness.VARIANTS if variant != "paper"}
 strength = data.external_sample("moralstrength", P.external_max_words, P.sample_seed)
@@ -189,7 +192,7 @@ rows = [{"model": name, "relative depth": plotting.relative_depth(layer, len(per
 
 # %% tags=["hide-input"]
 grid = sns.relplot(data=pd.DataFrame(rows), x="relative depth", y="ridge R²", hue="input", col="model", kind="line",
-                   height=3.3, aspect=1.2)
+                   height=3.2, aspect=1.2, col_wrap=2)
 grid.set_titles("{col_name}")
 plotting.save_figure(grid.figure, ledger, "variants_and_external")
 plt.show()
@@ -197,7 +200,7 @@ plt.show()
 # %% [markdown]
 # ## Paper vs this run
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for name in stores:
     s = summary[name]

@@ -54,7 +54,7 @@ if "google.colab" in sys.modules:
 profile = "ci"  # ci | colab | paper: every size knob lives in params/<profile>.yaml
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -107,7 +107,7 @@ frames = [per_layer(get(m)).assign(model=m, diagnosis=title) for title, get in p
 noise = pd.concat([per_layer(entries["05_structural"]["metrics"][m]["noise_ratio"]).assign(model=m) for m in models],
                   ignore_index=True)
 table = pd.concat(frames, ignore_index=True)
-fig, axes = plt.subplots(1, 4, figsize=(19, 3.9))
+fig, axes = plotting.panels(4, (4.6, 3.4))
 for ax, title in zip(axes, panels):
     sns.lineplot(data=table.query("diagnosis == @title"), x="relative depth", y="value", hue="model", ax=ax,
                  legend=ax is axes[-1])
@@ -133,7 +133,7 @@ plt.show()
 # the same margin says little about training.
 # ```
 
-# %%
+# %% tags=["hide-input"]
 def null_hi(bands: list) -> float:
     """The highest upper end of a list of per-layer null bands (a conservative chance level for a peak)."""
     return float(np.nanmax([np.nan if b is None or b["hi"] is None else b["hi"] for b in bands]))

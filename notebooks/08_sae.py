@@ -59,7 +59,7 @@ if "google.colab" in sys.modules:
 profile = "ci"  # ci | colab | paper: every size knob lives in params/<profile>.yaml
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import dataclasses
 
 import matplotlib.pyplot as plt
@@ -139,11 +139,11 @@ if corpus.tokens is not None:
                                      "token": np.where(corpus.tokens.position == 0, "first token", "later tokens")})
                        for layer in layers], ignore_index=True)
     grid = sns.displot(data=norms, x="norm", hue="token", col="layer", log_scale=True, bins=60, height=2.8,
-                       aspect=1.1, facet_kws={"sharex": False})
+                       aspect=1.3, col_wrap=2, facet_kws={"sharex": False})
     grid.set(yscale="log", ylabel="tokens (log scale)")  # a log count shows the handful of secondary sinks
     for ax, layer in zip(grid.axes.flat, layers):
         ax.axvline(corpus.max_token_norm(layer), ls="--", color="0.3", lw=1)
-    grid.figure.suptitle("Residual norm of every token, by layer (dashed: the secondary-sink threshold)", y=1.04)
+    grid.figure.suptitle("Residual norm of every token, by layer\n(dashed: the secondary-sink threshold)", y=1.06)
     plotting.save_figure(grid.figure, ledger, "token_norms")
     plt.show()
     sinks = {layer: int(((norms["layer"] == layer) & (norms["token"] == "later tokens")
@@ -185,7 +185,7 @@ curves = history.melt(id_vars=["epoch", "layer"], value_vars=["val_fvu", "l0", "
 labels = {"val_fvu": "validation FVU", "l0": "L0 (train)", "l1_lambda": "λ (L1 coefficient)",
           "alive_fraction": "alive fraction (train)"}
 curves["metric"] = curves["metric"].map(labels)
-grid = sns.relplot(data=curves, x="epoch", y="value", hue="layer", col="metric", kind="line", col_wrap=4,
+grid = sns.relplot(data=curves, x="epoch", y="value", hue="layer", col="metric", kind="line", col_wrap=3,
                    height=2.8, aspect=1.05, facet_kws={"sharey": False}, palette="colorblind")
 grid.set_titles("{col_name}")
 grid.axes_dict[labels["l0"]].axhline(settings.target_l0, ls="--", color="0.3", lw=1)

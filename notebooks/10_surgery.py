@@ -127,7 +127,7 @@ pd.DataFrame(report_rows).set_index("layer")
 history = pd.concat([t.history.assign(layer=str(layer)) for layer, t in tuned.items()], ignore_index=True)
 terms = list(surgery.WEIGHTS) + ["total", "val_total"]
 long = history.melt(id_vars=["epoch", "layer"], value_vars=terms, var_name="term", value_name="loss")
-grid = sns.relplot(data=long, x="epoch", y="loss", hue="layer", col="term", col_wrap=4, kind="line", height=2.5,
+grid = sns.relplot(data=long, x="epoch", y="loss", hue="layer", col="term", col_wrap=3, kind="line", height=2.5,
                    aspect=1.15, facet_kws={"sharey": False}, palette="colorblind")
 grid.set_titles("{col_name}")
 grid.figure.suptitle("Surgery loss terms per epoch", y=1.03)
@@ -168,6 +168,8 @@ for layer in layers:
                              "mean_prototypicality_spearman": found["mean_prototypicality_spearman"],
                              "monosemantic_ratio": found["monosemantic_ratio"],
                              "fvu_val": sae.evaluate(model, corpus.vectors(layer, "val"))["fvu"]})
+
+# %%
 before_after = pd.DataFrame(before_after)
 before_after.pivot(index="layer", columns="stage").round(3)
 
@@ -175,7 +177,7 @@ before_after.pivot(index="layer", columns="stage").round(3)
 labels = {"mean_pair_cosine": "virtue/vice pair cosine\n(lower = separated)",
           "mean_prototypicality_spearman": "prototypicality ρ\n(higher = graded)",
           "fvu_val": "validation FVU\n(lower = better reconstruction)"}
-fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.5))
+fig, axes = plotting.panels(3, (4.4, 3.4))
 for ax, (metric, title) in zip(axes, labels.items()):
     sns.pointplot(data=before_after, x="stage", y=metric, hue="layer", order=["before", "after"], ax=ax,
                   palette="colorblind", markersize=5)
@@ -183,7 +185,7 @@ for ax, (metric, title) in zip(axes, labels.items()):
     ax.axhline(0, color="0.4", lw=0.6)
     if ax is not axes[-1]:
         ax.get_legend().remove()
-fig.suptitle("Chapter 09's statistics on the validation rows, before and after surgery", y=1.03)
+fig.suptitle("Chapter 09's statistics on the validation rows, before and after surgery")
 plotting.save_figure(fig, ledger, "before_after")
 plt.show()
 

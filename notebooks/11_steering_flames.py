@@ -59,7 +59,7 @@ if "google.colab" in sys.modules:
 profile = "ci"  # ci | colab | paper: every size knob lives in params/<profile>.yaml
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -121,7 +121,7 @@ pd.DataFrame(judge_validation).T
 confusions = {"embedding scorer: Flames grade": (validation["grade"], judges.grade_oof_class),
               "embedding scorer: emotion": (validation["emotion"], judges.emotion_oof_class),
               "zero-shot digit: Flames grade": (validation["grade"], judges.zero_shot_digits)}
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+fig, axes = plotting.panels(3, (4.2, 3.6))
 for ax, (title, (truth, predicted)) in zip(axes, confusions.items()):
     table = pd.crosstab(pd.Series(truth, name="label"), pd.Series(predicted, name="judged")).reindex(
         index=[1, 2, 3], columns=[1, 2, 3], fill_value=0)
@@ -129,7 +129,6 @@ for ax, (title, (truth, predicted)) in zip(axes, confusions.items()):
     ax.set_title(title, fontsize=10)
     ax.invert_yaxis()
 fig.suptitle(f"Validation set ({len(validation)} responses): labelled vs judged 1–3 score")
-fig.tight_layout()
 plotting.save_figure(fig, ledger, "judge_validation_confusion")
 plt.show()
 
@@ -209,7 +208,7 @@ for (layer, name) in conditions:
 # (post-surgery SAE) at every steering layer; its order consistency on the validation pairs says how much of a
 # verdict is position. Only if it passes that validation does it judge the steered responses.
 
-# %%
+# %% tags=["hide-input"]
 with judge_api.profile_judge(P) as api:
     if api is not None:
         api_validation = judge_api.pairwise_validation(api, validation)

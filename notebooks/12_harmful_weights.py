@@ -57,7 +57,7 @@ if "google.colab" in sys.modules:
 profile = "ci"  # ci | colab | paper: every size knob lives in params/<profile>.yaml
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -103,6 +103,8 @@ keep = pruning.keep_scores(weights, grad_keep)
 harm_scores = pruning.prune_scores(weights, grad_harm)
 selection = pruning.select(harm_scores, keep, P.prune_q, P.prune_p)
 candidates = pruning.select(harm_scores, keep, P.prune_q, 0.0)
+
+# %%
 n_pruned = sum(pruning.counts(selection).values())
 print(f"q = {P.prune_q:g}, p = {P.prune_p:g}: {n_pruned:,} weights pruned ({n_pruned / sum(numels.values()):.2e} of "
       f"the block weights); the preserve set removed {1 - n_pruned / sum(pruning.counts(candidates).values()):.1%} "
@@ -116,7 +118,7 @@ placement = pd.DataFrame([{"layer": int(name.split(".layers.")[1].split(".")[0])
                            "pruned": len(idx)} for name, idx in selection.items()])
 grid = placement.pivot(index="matrix", columns="layer", values="pruned").reindex(
     ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-fig, ax = plt.subplots(figsize=(12, 3.2))
+fig, ax = plt.subplots(figsize=(10, 3.4), layout="constrained")
 sns.heatmap(grid, cmap="viridis", ax=ax, cbar_kws={"label": "weights pruned"})
 ax.set_title(f"Harm-supporting weights selected (q = {P.prune_q:g}, p = {P.prune_p:g}), {P.prune_model}")
 plotting.save_figure(fig, ledger, "pruned_placement")
@@ -152,6 +154,8 @@ conditions = {
     "content-matched (refusals)": pruning.matched(pruning.prune_scores(weights, grad_refusal), selection),
     "trivia prune": pruning.matched(pruning.prune_scores(weights, grad_trivia), selection),
 }
+
+# %%
 evaluations = {"none (base)": pruning.evaluate(hf, tokenizer, data)}
 for name, chosen in conditions.items():
     with pruning.pruned(hf, chosen):
@@ -164,7 +168,7 @@ flat
 shown = flat.assign(perplexity=np.log(flat["perplexity"])).rename(columns={"perplexity": "log perplexity"})
 delta = (shown - shown.loc["none (base)"]).drop(index="none (base)")
 long = delta.reset_index(names="condition").melt(id_vars="condition", var_name="metric", value_name="change")
-g = sns.catplot(data=long, x="change", y="condition", col="metric", col_wrap=5, kind="bar", sharex=False,
+g = sns.catplot(data=long, x="change", y="condition", col="metric", col_wrap=2, kind="bar", sharex=False,
                 height=2.6, aspect=1.2, color=sns.color_palette("colorblind")[0], col_order=list(shown.columns))
 for ax in g.axes.flat:
     ax.axvline(0, color="0.3", lw=1)
@@ -199,6 +203,8 @@ for q in P.prune_q_sweep:
                           "harmful": pruning.response_nll(hf, tokenizer, held_out_harm),
                           "benign": pruning.response_nll(hf, tokenizer, data.benign_pairs("eval"))})
 sweep = pd.DataFrame(sweep)
+
+# %%
 base_harm = pruning.response_nll(hf, tokenizer, held_out_harm)
 base_benign = evaluations["none (base)"]["benign_nll"]
 sweep["Δ harmful NLL"] = sweep["harmful"] - base_harm
@@ -249,15 +255,14 @@ transfer = pd.DataFrame(transfer).T  # rows: pruned with, columns: evaluated on
 
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+fig, axes = plotting.panels(2, (5.0, 4.4))
 sns.heatmap(np.log10(overlap.clip(lower=1e-6) / chance), annot=overlap.map(lambda v: f"{v:.3f}"), fmt="", cmap="viridis",
             ax=axes[0], cbar_kws={"label": "log10(Jaccard / chance)"})
-axes[0].set(title="Overlap of per-type selections (annotated: Jaccard)", xlabel="", ylabel="")
+axes[0].set(title="Overlap of per-type selections\n(annotated: Jaccard)", xlabel="", ylabel="")
 limit = float(np.abs(transfer.to_numpy()).max())
 sns.heatmap(transfer, annot=True, fmt=".3f", cmap="RdBu_r", center=0, vmin=-limit, vmax=limit, ax=axes[1],
             cbar_kws={"label": "Δ harmful NLL"})
-axes[1].set(title="Prune with one type (rows), test on each (columns)", xlabel="held-out prompts of", ylabel="pruned with")
-fig.tight_layout()
+axes[1].set(title="Prune with one type (rows),\ntest on each (columns)", xlabel="held-out prompts of", ylabel="pruned with")
 plotting.save_figure(fig, ledger, "harm_type_overlap_transfer")
 plt.show()
 

@@ -62,7 +62,7 @@ if "google.colab" in sys.modules:
 profile = "ci"  # ci | colab | paper: every size knob lives in params/<profile>.yaml
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import dataclasses
 
 import matplotlib.pyplot as plt
@@ -135,6 +135,8 @@ examples = [pair for prompts, responses in sets.values() for pair in geometry.ch
 group = np.repeat(list(sets), [len(r) for _, r in sets.values()])
 domain = np.concatenate([[""] * len(data.neutral), data.pairs["domain"], data.pairs["domain"], [""] * len(data.toxic)])
 acts, owner = geometry.response_residuals(hf, tokenizer, examples, layers)
+
+# %%
 settings = dataclasses.replace(sae_module.settings_from_profile(P, seed), architecture=P.geometry_sae_architecture,
                                expansion=P.geometry_sae_expansion, batch_size=P.geometry_sae_batch_size,
                                epochs=P.geometry_sae_epochs)
@@ -213,7 +215,7 @@ rows = [{"layer": layer, "domain": name, "features of": kind, "mean cosine with 
 
 # %% tags=["hide-input"]
 grid = sns.catplot(data=pd.DataFrame(rows), x="domain", y="mean cosine with toxic features", hue="features of",
-                   col="layer", kind="strip", dodge=True, alpha=0.35, size=3, height=3.4, aspect=1.3,
+                   col="layer", kind="strip", dodge=True, alpha=0.35, size=3, height=3.2, aspect=1.3, col_wrap=2,
                    palette="colorblind")
 colours = dict(zip(("inducing", "control"), sns.color_palette("colorblind")))
 for layer, ax in grid.axes_dict.items():
@@ -225,8 +227,8 @@ for layer, ax in grid.axes_dict.items():
                        edgecolor="black", zorder=3)
     ax.axhline(0, color="0.3", lw=0.8)
     ax.set_title(f"layer {layer}")
-grid.figure.suptitle("Decoder cosine with the toxic features: features (points), set means (diamonds), matched null "
-                     "of set means (grey, 95 %)", y=1.03)
+grid.figure.suptitle("Decoder cosine with the toxic features: features (points), set means (diamonds),\n"
+                     "matched null of set means (grey, 95 %)", y=1.05)
 plotting.save_figure(grid.figure, ledger, "feature_proximity")
 plt.show()
 
@@ -258,6 +260,8 @@ print(f"training {'every parameter' if ft.blocks is None else f'blocks {list(ft.
 base_proxy = geometry.misalignment_proxy(hf, tokenizer, data.questions)
 neutral_examples = [e for e, g in zip(examples, group) if g == "neutral"]
 neutral_tokens = {"base": geometry.response_residuals(hf, tokenizer, neutral_examples, [layers[0]])}
+
+# %%
 proxies, losses = {"base": base_proxy}, {}
 for name in ("inducing", "control"):
     chosen = [e for e, g in zip(examples, group) if g == name]
@@ -265,6 +269,8 @@ for name in ("inducing", "control"):
         proxies[name] = geometry.misalignment_proxy(hf, tokenizer, data.questions)
         neutral_tokens[name] = geometry.response_residuals(hf, tokenizer, neutral_examples, [layers[0]])
     losses[name] = step_losses
+
+# %%
 check = geometry.go_no_go(proxies["inducing"] - base_proxy, proxies["control"] - base_proxy)
 first_plot = (data.questions["source"] == "first_plot").to_numpy()
 rise_by_source = {source: {name: float((proxies[name] - base_proxy)[rows].mean()) for name in ("inducing", "control")}
@@ -274,7 +280,7 @@ display(pd.Series(check))
 pd.DataFrame(rise_by_source).T.add_prefix("mean rise after ")
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+fig, axes = plotting.panels(2, (5.0, 4.0))
 for name, values in losses.items():
     axes[0].plot(values, label=f"fine-tune on {name}")
 axes[0].set(xlabel="step", ylabel="training loss (nats per response token)", title="Narrow fine-tunes")
@@ -285,8 +291,7 @@ rises = pd.DataFrame({"question": data.questions["id"], "inducing": proxies["ind
 sns.pointplot(data=rises, x="fine-tune", y="rise of the proxy", hue="question", palette="colorblind", legend=False,
               markersize=3, linewidth=0.8, ax=axes[1])
 axes[1].axhline(0, color="0.3", lw=0.8)
-axes[1].set_title(f"Misalignment proxy rise per question (go: {check['go']})")
-fig.tight_layout()
+axes[1].set_title(f"Misalignment proxy rise per question\n(go: {check['go']})")
 plotting.save_figure(fig, ledger, "finetune_go_no_go")
 plt.show()
 
@@ -355,6 +360,7 @@ plt.show()
 removed.rename_axis("removed examples by domain; response length")
 
 # %%
+reduction = None
 if check["go"]:
     inducing_examples = [examples[i] for i in inducing_rows]
     for name, keep in kept.items():
@@ -365,13 +371,15 @@ if check["go"]:
     rise_full = float((proxies["inducing"] - base_proxy).mean())
     reduction = {name: (rise_full - float((proxies[name] - base_proxy).mean())) / rise_full
                  for name in ("geometry", *random_names)}
+
+# %% tags=["hide-input"]
+if reduction is not None:
     random_mean = float(np.mean([reduction[n] for n in random_names]))
     print("reduction of the proxy's rise:", {k: round(v, 3) for k, v in reduction.items()})
     print(f"In this run the geometry filter {'beat' if reduction['geometry'] > max(reduction[n] for n in random_names) else 'did not beat'} "
           f"every random removal ({reduction['geometry']:+.1%} vs {random_mean:+.1%} on average over "
           f"{len(random_names)} seeds; one fine-tune seed, so no variance estimate of the fine-tune itself).")
 else:
-    reduction = None
     print(f"No go: after the inducing fine-tune the proxy rose by {check['mean_rise_inducing']:+.3f} nats per token "
           f"(p = {check['p_rise']:.3f} that it rose at all), after the control fine-tune by "
           f"{check['mean_rise_control']:+.3f} (p = {check['p_value']:.3g} for the difference); both must be below "

@@ -9,6 +9,7 @@ import jupytext
 import nbformat
 import pytest
 
+from helpers import book
 from helpers.book import colab_cell, notebook_pages
 
 ROOT_CHAPTERS = notebook_pages()
@@ -57,3 +58,16 @@ def test_plotting_code_is_collapsed_on_the_page(root, chapter):
         if cell.cell_type == "code" and draws:
             tags = cell.metadata.get("tags", [])
             assert {"hide-input", "remove-input", "remove-cell"} & set(tags), cell.source.splitlines()[0]
+
+
+def test_the_long_cell_check_can_fail():
+    long = jupytext.reads("# %%\n" + "\n".join(f"x{i} = {i}" for i in range(13)), fmt="py:percent")
+    assert book.open_cells_too_long(long) == ["x0 = 0"]
+    folded = jupytext.reads('# %% tags=["hide-input"]\n' + "\n".join(f"x{i} = {i}" for i in range(13)),
+                            fmt="py:percent")
+    assert book.open_cells_too_long(folded) == []
+
+
+@pytest.mark.parametrize("chapter", ROOT_CHAPTERS)
+def test_no_code_cell_longer_than_a_few_lines_is_shown_open(root, chapter):
+    assert book.open_cells_too_long(jupytext.read(root / f"{chapter}.py")) == []

@@ -183,11 +183,24 @@ def execute(profile: str, root: Path, stage: Path, span: str | None = None) -> l
     return timings
 
 
+MAX_OPEN_LINES = 12  # a code cell a page shows open is at most this long; longer ones are collapsed (hide-input)
+FOLDED_TAGS = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
+
+
+def open_cells_too_long(notebook) -> list[str]:
+    """First lines of the code cells of a (jupytext) notebook that its page would show open although they are longer
+    than MAX_OPEN_LINES."""
+    return [cell.source.splitlines()[0] for cell in notebook.cells
+            if cell.cell_type == "code" and not FOLDED_TAGS & set(cell.metadata.get("tags", []))
+            and len(cell.source.strip().splitlines()) > MAX_OPEN_LINES]
+
+
 def stage_sources(root: Path, stage: Path) -> None:
-    """Copy the book's non-notebook sources (config, toc, prose pages) next to the executed notebooks."""
+    """Copy the book's non-notebook sources (config, toc, prose pages, page styles) next to the executed notebooks."""
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, stage / name)
-    shutil.copytree(root / "book", stage / "book", dirs_exist_ok=True)
+    for folder in ("book", "_static"):  # jupyter-book adds every CSS file under the source's _static to each page
+        shutil.copytree(root / folder, stage / folder, dirs_exist_ok=True)
     for name in INCLUDED_FILES:
         (stage / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, stage / name)

@@ -219,3 +219,36 @@ def test_two_builds_compute_identical_metrics(root, profile):
                         + "; ".join(machine.fingerprint_differences(here, there))
                         + "): bit-identity is not on offer, test_a_fresh_run_matches_the_committed_reference decides")
         assert row["differences at all"] == 0, f"{chapter}: {row['differences at all']} departures from the reference build"
+
+
+def _open_code_cells(page: str) -> list[str]:
+    """The source text of every code cell a rendered page shows open (neither collapsed nor removed)."""
+    cells = re.split(r'(?=<div class="cell[ "])', page)[1:]
+    shown = [c for c in cells if not re.match(r'<div class="cell[^"]*\btag_(hide-input|remove-input)\b', c)]
+    sources = [re.search(r'<div class="cell_input.*?<pre>(.*?)</pre>', c, re.S) for c in shown]
+    return [re.sub(r"<[^>]+>", "", s.group(1)) for s in sources if s]
+
+
+@pytest.mark.parametrize("chapter", chapters())
+def test_a_reader_sees_short_code_cells_and_figures_that_fit_the_page(root, html, profile, chapter):
+    from PIL import Image
+
+    from helpers import plotting
+    from helpers.book import MAX_OPEN_LINES
+
+    page = (html / f"{chapter}.html").read_text()
+    long = [s.splitlines()[0] for s in _open_code_cells(page) if len(s.strip().splitlines()) > MAX_OPEN_LINES]
+    assert not long, f"code cells longer than {MAX_OPEN_LINES} lines shown open: {long}"
+    for src in re.findall(r"<img [^>]*src=\"([^\"]*_images/[^\"]+\.png)\"", page):
+        width = Image.open((html / f"{chapter}.html").parent / src).width
+        assert width <= plotting.MAX_WIDTH_PX, f"{src} is {width} px wide: text shrinks below 2/3 at page width"
+    for figure in _entry(root, profile, chapter)["meta"]["figures"]:
+        assert Image.open(root / figure).info.get("Description") == plotting.LAYOUT_CHECKED, \
+            f"{figure}: saved without plotting.check_layout (titles and width unchecked)"
+    assert "_static/tables.css" in page, "wide tables wrap inside the column (_static/tables.css)"
+
+
+def test_the_open_cell_reader_sees_through_collapsed_cells():
+    page = ('<div class="cell docutils container"><div class="cell_input docutils"><pre>a\nb</pre></div></div>'
+            '<div class="cell tag_hide-input docutils container"><div class="cell_input"><pre>c</pre></div></div>')
+    assert _open_code_cells(page) == ["a\nb"]
