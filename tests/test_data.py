@@ -168,6 +168,7 @@ def test_official_file_drops_rows_that_break_the_schema_counting_them_by_reason(
     assert "dropped 7 of 9 rows" in caplog.text
     shown = [f"{path}:{line}:" for line in range(3, 3 + sc.SHOWN_DROPS)]
     assert all(where in caplog.text for where in shown) and f"{path}:{3 + sc.SHOWN_DROPS}:" not in caplog.text
+    assert [s.split(" ")[0] for s in frame.attrs["dropped_shown"]] == shown  # what chapter 01 prints
     with pytest.raises(data.DataFormatError, match=r"s\.tsv:3: column 'action-agree' holds '7'"):
         data.read_socialchem_tsv(path)
     write_tsv(path, bad)

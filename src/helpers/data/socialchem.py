@@ -135,7 +135,7 @@ def read_socialchem_tsv(path: str | Path, strict: bool = True) -> pd.DataFrame:
     module reads them; nulls become None/NaN.
 
     A row that breaks the schema raises naming the file and line when `strict`; otherwise it is dropped, counted by
-    reason in `attrs["dropped"]`, and the first few are logged with their file:line.
+    reason in `attrs["dropped"]`, and the first few are logged and kept in `attrs["dropped_shown"]` as file:line.
     """
     path = Path(path)
     try:
@@ -176,6 +176,7 @@ def read_socialchem_tsv(path: str | Path, strict: bool = True) -> pd.DataFrame:
     frame.attrs["source"] = str(path)
     frame.attrs["sha256"] = file_sha256(path)
     frame.attrs["dropped"] = dict(dropped.most_common())
+    frame.attrs["dropped_shown"] = shown  # the first SHOWN_DROPS of them, as file:line: reason
     return frame
 
 
