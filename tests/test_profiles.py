@@ -55,6 +55,13 @@ def test_sae_keys_are_checked(tmp_path):
         load_profile(_write(tmp_path, sae_layers="some"))
 
 
+def test_dtype_is_checked_and_colab_picks_device_and_dtype_by_capability(tmp_path):
+    with pytest.raises(ValueError, match=r"'dtype' must be one of \('auto', 'float32', 'bfloat16', 'float16'\)"):
+        load_profile(_write(tmp_path, dtype="half"))
+    colab = load_profile("colab")
+    assert (colab.device, colab.dtype) == ("auto", "auto"), "a T4 has no bfloat16 arithmetic: dtype auto"
+
+
 FLAMES_ROOT = "https://raw.githubusercontent.com/AIFlames/Flames/main/Flames_1k_Chinese.jsonl"
 FLAMES_SHA256 = "f53400dcbb8795fb262993bda0615afdc77de1c4685e7c94d2df2a3cd47613fa"
 

@@ -10,8 +10,8 @@ import torch
 from helpers import steering
 
 
-class Doubler:
-    """A stand-in SAE whose reconstruction is 2x, so α·(SAE(x) − x) = α·x."""
+class Doubler(torch.nn.Module):
+    """A stand-in SAE (a module, as sae-lens SAEs are) whose reconstruction is 2x, so α·(SAE(x) − x) = α·x."""
 
     def encode(self, x):
         return x

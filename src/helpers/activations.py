@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from helpers.models import LoadedModel
+from helpers.models import LoadedModel, to_device
 from helpers.paths import atomic_path, atomic_write_text, cache_dir
 from helpers.shards import Shard
 
@@ -56,11 +56,12 @@ def pool(resid: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
     mean = (resid * weights[..., None]).sum(1) / counts
     first = mask.int().argmax(1)
     nosink_w = weights.clone()
-    nosink_w[torch.arange(len(mask)), first] = 0.0
+    rows = torch.arange(len(mask), device=mask.device)
+    nosink_w[rows, first] = 0.0
     nosink_w[counts.squeeze(1) == 1] = weights[counts.squeeze(1) == 1]
     mean_nosink = (resid * nosink_w[..., None]).sum(1) / nosink_w.sum(1, keepdim=True)
     last_index = mask.shape[1] - 1 - mask.int().flip(1).argmax(1)
-    last = resid[torch.arange(len(mask)), last_index]
+    last = resid[rows, last_index]
     return {"mean": mean, "mean_nosink": mean_nosink, "last": last}
 
 
@@ -149,12 +150,13 @@ def forward_hooked(model: LoadedModel, batch: list[str], max_length: int, layers
     enc = model.tokenizer(batch, return_tensors="pt", padding=True, padding_side="left", truncation=True,
                           max_length=max_length)
     mask = enc["attention_mask"]
+    inputs = to_device(enc, model.device)
     kept: dict[str, torch.Tensor] = {}
 
     def make_hook(layer: int):
-        def hook(module, inputs, output) -> None:  # noqa: ARG001 - PyTorch forward-hook signature
+        def hook(module, args, output) -> None:  # noqa: ARG001 - PyTorch forward-hook signature
             resid = output[0] if isinstance(output, tuple) else output
-            for name, value in reduce(resid.float(), mask.to(resid.device)).items():
+            for name, value in reduce(resid.float(), inputs["attention_mask"].to(resid.device)).items():
                 kept[f"{name}.{layer}"] = value.cpu()
         return hook
 
@@ -164,7 +166,7 @@ def forward_hooked(model: LoadedModel, batch: list[str], max_length: int, layers
     blocks = model.blocks()
     handles = [blocks[layer].register_forward_hook(make_hook(layer)) for layer in layers]
     try:
-        model.plain.base_model(input_ids=enc["input_ids"], attention_mask=mask)
+        model.plain.base_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
     finally:
         for handle in handles:
             handle.remove()
@@ -452,7 +454,9 @@ def position_norms(model: LoadedModel, text: str) -> tuple[list[str], np.ndarray
     """The tokens of one text and the `[n_layers, n_tokens]` L2 norms of its residual stream after each block."""
     enc = model.tokenizer([text], return_tensors="pt")
     names = [f"blocks.{layer}.hook_resid_post" for layer in range(model.n_layers)]
-    _, cache = model.bridge.run_with_cache(enc["input_ids"], attention_mask=enc["attention_mask"], names_filter=names)
-    norms = np.stack([cache[name][0].float().norm(dim=-1).numpy() for name in names])
+    inputs = to_device(enc, model.device)
+    _, cache = model.bridge.run_with_cache(inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                           names_filter=names)
+    norms = np.stack([cache[name][0].float().norm(dim=-1).cpu().numpy() for name in names])
     tokens = model.tokenizer.convert_ids_to_tokens(enc["input_ids"][0])
     return tokens, norms

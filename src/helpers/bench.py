@@ -55,7 +55,10 @@ def paper_style_pooled(hf, tokenizer, batch: Sequence[str], layers: Sequence[int
     """The paper's extraction of one batch on a plain HF model: padded to a fixed 128 tokens, a full forward with
     `output_hidden_states`, then the mean over real tokens of the requested hidden states (block `l`'s output is
     entry `l + 1`; the last entry is after the final norm)."""
-    enc = tokenizer(list(batch), return_tensors="pt", padding="max_length", truncation=True, max_length=PAPER_PAD)
+    from helpers.models import model_device, to_device
+
+    enc = to_device(tokenizer(list(batch), return_tensors="pt", padding="max_length", truncation=True,
+                              max_length=PAPER_PAD), model_device(hf))
     hidden = hf(**enc, output_hidden_states=True).hidden_states
     weights = enc["attention_mask"].float()[..., None]
     return {f"mean.{layer}": (hidden[layer + 1] * weights).sum(1) / weights.sum(1) for layer in layers}
@@ -64,9 +67,11 @@ def paper_style_pooled(hf, tokenizer, batch: Sequence[str], layers: Sequence[int
 @torch.no_grad()
 def plain_forward(hf, tokenizer, batch: Sequence[str], max_length: int) -> None:
     """One forward of a plain HF model's decoder body over a dynamically padded batch (no hooks, no pooling)."""
+    from helpers.models import model_device, to_device
+
     enc = tokenizer(list(batch), return_tensors="pt", padding=True, padding_side="left", truncation=True,
                     max_length=max_length)
-    hf.base_model(**enc)
+    hf.base_model(**to_device(enc, model_device(hf)))
 
 
 def bench_extraction(model, hf, texts: Sequence[str], layers: Sequence[int], batch_size: int, max_length: int,

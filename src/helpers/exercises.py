@@ -22,6 +22,7 @@ import torch
 
 from helpers import activations, categorical, pruning, robustness
 from helpers.gradient import correlation
+from helpers.models import to_device
 from helpers.data import DIMENSIONS, FOUNDATIONS
 from helpers.paths import atomic_write_text, project_root
 
@@ -556,9 +557,9 @@ def _token_residuals(model, text: str, layer: int) -> np.ndarray:
     handle = model.blocks()[layer].register_forward_hook(
         lambda module, inputs, output: seen.append(output[0] if isinstance(output, tuple) else output))
     with torch.no_grad():
-        model.plain(**model.tokenizer(text, return_tensors="pt"))
+        model.plain(**to_device(model.tokenizer(text, return_tensors="pt"), model.device))
     handle.remove()
-    return seen[0][0].float().numpy()
+    return seen[0][0].float().cpu().numpy()
 
 
 def cut_fixture(profile: str = "ci", per_cell: int = 4, n_latents: int = 32, seed: int = 0) -> dict[str, np.ndarray]:

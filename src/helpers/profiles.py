@@ -147,7 +147,8 @@ def load_profile(name_or_path: str | os.PathLike[str] = "ci") -> Profile:
     if raw["sae_model"] not in raw["models"]:
         raise ValueError(f"{path}: key 'sae_model' must be one of the profile's models {raw['models']}, "
                          f"got {raw['sae_model']!r}")
-    for key, allowed in (("sae_input", ("tokens", "pooled")), ("sae_architecture", ("relu_l1", "topk")),
+    for key, allowed in (("dtype", ("auto", "float32", "bfloat16", "float16")),
+                         ("sae_input", ("tokens", "pooled")), ("sae_architecture", ("relu_l1", "topk")),
                          ("geometry_sae_architecture", ("relu_l1", "topk")),
                          ("sae_identify_split", ("train", "val"))):
         if raw[key] not in allowed:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from helpers.checks import read_records
-from helpers.models import chat_prompt
+from helpers.models import chat_prompt, model_device, to_device
 
 FILES = Path(__file__).parent / "data" / "files"
 HARM_TYPES = ("insult", "scam", "risky_advice", "privacy")
@@ -109,8 +109,7 @@ def _token_losses(model: nn.Module, tokenizer, encoded: Sequence[tuple[torch.Ten
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per sequence, the summed cross-entropy of its scored tokens and how many there are, in one right-padded
     batch, from the logits in the model's own dtype (HF's built-in loss upcasts to float32)."""
-    device = next(model.parameters()).device
-    ids, labels, mask = (t.to(device) for t in right_padded(tokenizer, encoded))
+    ids, labels, mask = (to_device(t, model_device(model)) for t in right_padded(tokenizer, encoded))
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # never score in bfloat16
     target = labels[:, 1:]
@@ -205,7 +204,7 @@ def random_matched(weights: dict[str, torch.Tensor], like: Selection, seed: int 
     """Uniformly random weights of each matrix, as many as `like` selects there."""
     generator = torch.Generator().manual_seed(seed)
     return {name: torch.randperm(weights[name].numel(), generator=generator)[:len(idx)].sort().values
-            for name, idx in like.items()}
+            .to(weights[name].device) for name, idx in like.items()}
 
 
 @contextlib.contextmanager
@@ -229,7 +228,7 @@ def pruned(model: nn.Module, selection: Selection) -> Iterator[nn.Module]:
 
 def jaccard(a: Selection, b: Selection) -> float:
     """|A ∩ B| / |A ∪ B| of two selections, pooled over matrices."""
-    inter = sum(int(torch.isin(a[name], b.get(name, torch.zeros(0, dtype=torch.long))).sum()) for name in a)
+    inter = sum(int(torch.isin(a[name], b.get(name, a[name][:0])).sum()) for name in a)
     union = sum(counts(a).values()) + sum(counts(b).values()) - inter
     return inter / union if union else 0.0
 
@@ -281,15 +280,14 @@ def question_prompt(tokenizer, question: str) -> str:
     return f"Q: {question}\nA:"
 
 
-def _left_padded(tokenizer, texts: Sequence[str], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def _left_padded(tokenizer, texts: Sequence[str], device: torch.device | str) -> dict[str, torch.Tensor]:
     """A left-padded batch on `device` (ids, attention mask, and position ids that ignore the padding)."""
     old, tokenizer.padding_side = tokenizer.padding_side, "left"
     try:
         batch = tokenizer(list(texts), add_special_tokens=False, return_tensors="pt", padding=True)
     finally:
         tokenizer.padding_side = old
-    batch = {**batch, "position_ids": (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)}
-    return {key: value.to(device) for key, value in batch.items()}
+    return to_device({**batch, "position_ids": (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)}, device)
 
 
 @torch.no_grad()
@@ -300,7 +298,7 @@ def trivia_accuracy(model: nn.Module, tokenizer, trivia: pd.DataFrame, max_new_t
     rows = list(trivia.itertuples())
     for batch in _batches(rows, batch_size):
         enc = _left_padded(tokenizer, [question_prompt(tokenizer, f"{r.question} Answer in a few words.") for r in batch],
-                           next(model.parameters()).device)
+                           model_device(model))
         out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                              max_new_tokens=max_new_tokens, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
@@ -319,7 +317,7 @@ def detection_logodds(model: nn.Module, tokenizer, requests: Sequence[str], batc
     out = []
     for batch in _batches(list(requests), batch_size):
         enc = _left_padded(tokenizer, [question_prompt(tokenizer, DETECTION_QUESTION.format(request=r)) for r in batch],
-                           next(model.parameters()).device)
+                           model_device(model))
         logp = model(**enc).logits[:, -1].float().log_softmax(-1)
         out.extend((torch.logsumexp(logp[:, ids_of["Yes"]], 1) - torch.logsumexp(logp[:, ids_of["No"]], 1)).tolist())
     return np.array(out)

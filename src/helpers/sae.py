@@ -23,7 +23,7 @@ from helpers.activations import ActivationStore, TokenActivations
 from helpers.chapter import Chapter, start
 from helpers.checks import as_matrix
 from helpers.data import sae_splits
-from helpers.models import LoadedModel, load_model
+from helpers.models import LoadedModel, choose_device, load_model, model_device, to_device
 from helpers.paths import cache_dir
 from helpers.shards import Shard
 
@@ -36,7 +36,8 @@ SINK_NORM_RATIO = 10.0  # a token whose norm exceeds this × the median token no
 
 @dataclasses.dataclass(frozen=True)
 class SAESettings:
-    """How one SAE is trained; `l1_init` is in the paper's units (MSE and |z| both averaged over coordinates)."""
+    """How one SAE is trained; `l1_init` is in the paper's units (MSE and |z| both averaged over coordinates);
+    `device` is where it trains and is applied (not part of the cache key)."""
 
     architecture: str = "relu_l1"
     expansion: int = 16
@@ -47,6 +48,7 @@ class SAESettings:
     epochs: int = 100
     warmup_epochs: int = 5
     seed: int = 0
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -58,16 +60,17 @@ class SAESettings:
             raise ValueError(f"SAE settings need lr > 0, l1_init > 0, warmup_epochs ≥ 0: {self}")
 
     def key(self) -> str:
-        """A short hash of the settings, for cache folder names."""
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """A short hash of the settings but `device`, for cache folder names."""
+        knobs = {name: value for name, value in dataclasses.asdict(self).items() if name != "device"}
+        return hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def settings_from_profile(profile, seed: int = 0) -> SAESettings:
-    """The SAE settings of a profile (`sae_*` keys)."""
+    """The SAE settings of a profile (`sae_*` keys), on the profile's device."""
     return SAESettings(architecture=profile.sae_architecture, expansion=profile.sae_expansion,
                        target_l0=profile.sae_target_l0, l1_init=profile.sae_l1_init, lr=profile.sae_lr,
                        batch_size=profile.sae_batch_size, epochs=profile.sae_epochs,
-                       warmup_epochs=profile.sae_warmup_epochs, seed=seed)
+                       warmup_epochs=profile.sae_warmup_epochs, seed=seed, device=choose_device(profile.device))
 
 
 def adapt_l1(l1: float, l0: float, target: float) -> float:
@@ -116,32 +119,36 @@ def segment_mean(x: torch.Tensor | np.ndarray, owner: torch.Tensor | np.ndarray,
     """`[n, d]` mean of the rows of `x` owned by each of `n` segments (e.g. a sentence's tokens); empty segments are
     0. Torch in, torch out (differentiable); numpy in, numpy out."""
     as_numpy = isinstance(x, np.ndarray)
-    xt, ot = torch.as_tensor(x), torch.as_tensor(owner, dtype=torch.long)
+    xt = torch.as_tensor(x)
+    ot = torch.as_tensor(owner, dtype=torch.long, device=xt.device)
     counts = torch.bincount(ot, minlength=n).clamp(min=1).to(xt.dtype)
-    mean = torch.zeros(n, xt.shape[1], dtype=xt.dtype).index_add(0, ot, xt) / counts[:, None]
+    mean = torch.zeros(n, xt.shape[1], dtype=xt.dtype, device=xt.device).index_add(0, ot, xt) / counts[:, None]
     return mean.numpy() if as_numpy else mean
 
 
 @torch.no_grad()
 def encode(sae: SAE, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """The latent codes `[n, d_sae]` of raw activations `x` `[n, d_in]`."""
+    """The latent codes `[n, d_sae]` of raw activations `x` `[n, d_in]` (encoded on the SAE's device)."""
     x = as_matrix(x, "x")
     if x.shape[1] != sae.cfg.d_in:
         raise ValueError(f"x has width {x.shape[1]} but the SAE expects d_in={sae.cfg.d_in}")
     sae.eval()
-    parts = [sae.encode(torch.as_tensor(x[i:i + batch_size], dtype=torch.float32)).numpy()
+    device = model_device(sae)
+    parts = [sae.encode(torch.as_tensor(x[i:i + batch_size], dtype=torch.float32, device=device)).cpu().numpy()
              for i in range(0, len(x), batch_size)]
     return np.concatenate(parts)
 
 
 @torch.no_grad()
 def evaluate(sae: SAE, x: np.ndarray, batch_size: int = 4096) -> dict[str, float]:
-    """FVU (Σ‖x − x̂‖² / Σ‖x − x̄‖²), mean MSE per coordinate, L0 and alive fraction of an SAE on `x`."""
+    """FVU (Σ‖x − x̂‖² / Σ‖x − x̄‖²), mean MSE per coordinate, L0 and alive fraction of an SAE on `x` (computed on
+    the SAE's device)."""
     x = as_matrix(x, "x", min_rows=2)
     sae.eval()
-    sq_err, l0, fired = 0.0, 0.0, torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
+    device = model_device(sae)
+    sq_err, l0, fired = 0.0, 0.0, torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=device)
     for i in range(0, len(x), batch_size):
-        batch = torch.as_tensor(x[i:i + batch_size], dtype=torch.float32)
+        batch = torch.as_tensor(x[i:i + batch_size], dtype=torch.float32, device=device)
         z = sae.encode(batch)
         sq_err += float((sae.decode(z) - batch).pow(2).sum())
         active = z > 0
@@ -167,7 +174,8 @@ def train_sae(x_train: np.ndarray, settings: SAESettings, x_val: np.ndarray | No
     """Train one SAE on `x_train` `[n, d_in]` with sae-lens's trainer: centring, scaling, unit-norm decoder, adaptive λ.
 
     Epochs are full shuffled passes (drop_last); after each, L0 is compared to the target and λ adapted (ReLU+L1);
-    validation FVU / L0 are logged per epoch when `x_val` is given, and the paper's early stop applies.
+    validation FVU / L0 are logged per epoch when `x_val` is given, and the paper's early stop applies. Centre,
+    scale, initial weights and shuffles are drawn on the CPU; the SAE and its data train on `settings.device`.
     """
     x = torch.as_tensor(as_matrix(x_train, "x_train"), dtype=torch.float32)
     n, d_in = x.shape
@@ -180,22 +188,22 @@ def train_sae(x_train: np.ndarray, settings: SAESettings, x_val: np.ndarray | No
     # Rescale centred vectors to a mean squared norm of d_in (sae-lens's "expected_average_only_in"), so that one λ
     # means the same at every layer and in every model; the factor is folded into the weights after training.
     scale = float(np.sqrt(d_in) / (x - center).norm(dim=1).mean())
-    centred = (x - center) * scale
+    centred = ((x - center) * scale).to(settings.device)
     val_centred = None if x_val is None else (np.asarray(x_val, np.float32) - center.numpy()) * scale
-    sae = _build(settings, d_in)
+    sae = _build(settings, d_in).to(settings.device)
     trainer = SAETrainer(
         SAETrainerConfig(total_training_samples=settings.epochs * steps * settings.batch_size,
                          train_batch_size_samples=settings.batch_size, lr=settings.lr, lr_end=settings.lr / 100,
                          lr_scheduler_name="cosineannealing", lr_warm_up_steps=settings.warmup_epochs * steps,
-                         device="cpu", logger=LoggingConfig(log_to_wandb=False)),
+                         device=settings.device, logger=LoggingConfig(log_to_wandb=False)),
         sae, data_provider=iter(()))  # fed batch by batch below through the trainer's `step`
     generator = torch.Generator().manual_seed(settings.seed)
     l1, rows, calm_epochs = settings.l1_init, [], 0
     start = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator).to(settings.device)
         sums = {"mse": 0.0, "l1": 0.0, "l0": 0.0}
-        fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
+        fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=settings.device)
         for s in range(steps):
             out = trainer.step(centred[order[s * settings.batch_size:(s + 1) * settings.batch_size]])
             trainer.n_training_steps += 1
@@ -224,7 +232,7 @@ def train_sae(x_train: np.ndarray, settings: SAESettings, x_val: np.ndarray | No
             break
     seconds = time.perf_counter() - start
     sae.fold_activation_norm_scaling_factor(scale)
-    _fold_center(sae, center)
+    _fold_center(sae, center.to(settings.device))
     sae.eval()
     return TrainedSAE(sae, pd.DataFrame(rows), n, seconds)
 
@@ -249,14 +257,14 @@ def save_sae(trained: TrainedSAE, directory: Path, metadata: dict) -> Path:
     return directory
 
 
-def load_sae(directory: Path) -> TrainedSAE:
-    """Load an SAE saved by `save_sae` (with sae-lens's `SAE.load_from_disk`) and its history."""
+def load_sae(directory: Path, device: str = "cpu") -> TrainedSAE:
+    """Load an SAE saved by `save_sae` (with sae-lens's `SAE.load_from_disk`) onto `device`, and its history."""
     directory = Path(directory)
     for name in ("cfg.json", "sae_weights.safetensors", "history.csv", "training.json"):
         if not (directory / name).is_file():
             raise FileNotFoundError(f"{directory / name}: missing; this is not a finished SAE folder")
     info = json.loads((directory / "training.json").read_text())
-    return TrainedSAE(SAE.load_from_disk(directory, device="cpu"), pd.read_csv(directory / "history.csv"),
+    return TrainedSAE(SAE.load_from_disk(directory, device=device), pd.read_csv(directory / "history.csv"),
                       int(info["n_train"]), float(info["train_seconds"]))
 
 
@@ -272,8 +280,8 @@ def splice_kl(model: LoadedModel, texts: Sequence[str], layer: int, replace: Cal
     total, count = 0.0, 0
     name = f"blocks.{layer}.hook_resid_post"
     for b in range(0, len(texts), batch_size):
-        enc = model.tokenizer(list(texts[b:b + batch_size]), return_tensors="pt", padding=True, padding_side="left",
-                              truncation=True, max_length=max_length)
+        enc = to_device(model.tokenizer(list(texts[b:b + batch_size]), return_tensors="pt", padding=True,
+                                        padding_side="left", truncation=True, max_length=max_length), model.device)
         mask = enc["attention_mask"].bool()
         spliced = mask & (mask.cumsum(1) > 1)  # real tokens after each text's first
 
@@ -446,7 +454,8 @@ def sae_dir(corpus: Corpus, layer: int, settings: SAESettings) -> Path:
 
 def ensure_sae(corpus: Corpus, layer: int, settings: SAESettings, progress: Callable[[dict], None] | None = None
                ) -> TrainedSAE:
-    """The trained SAE of one layer: loaded from the cache, or trained on the corpus and saved there first."""
+    """The trained SAE of one layer on the settings' device: loaded from the cache, or trained on the corpus and
+    saved there first."""
     directory = sae_dir(corpus, layer, settings)
     if not (directory / "training.json").is_file():
         trained = train_sae(corpus.vectors(layer, "train"), settings, corpus.vectors(layer, "val"), progress)
@@ -454,14 +463,15 @@ def ensure_sae(corpus: Corpus, layer: int, settings: SAESettings, progress: Call
                                       "layer": layer, "sae_input": corpus.input,
                                       "max_token_norm": corpus.max_token_norm(layer),
                                       "final_l1_lambda": float(trained.history["l1_lambda"].iloc[-1])})
-    return load_sae(directory)
+    return load_sae(directory, settings.device)
 
 
 def on_covered_tokens(transform: Callable[[torch.Tensor], torch.Tensor], max_token_norm: float | None
                       ) -> Callable[[torch.Tensor], torch.Tensor]:
     """Apply `transform` to the tokens an SAE covers; secondary sinks (norm above `max_token_norm`) pass unchanged."""
     def replace(x: torch.Tensor) -> torch.Tensor:
-        covered = torch.ones(len(x), dtype=torch.bool) if max_token_norm is None else x.norm(dim=1) <= max_token_norm
+        covered = (torch.ones(len(x), dtype=torch.bool, device=x.device) if max_token_norm is None
+                   else x.norm(dim=1) <= max_token_norm)
         out = x.clone()
         with torch.no_grad():
             out[covered] = transform(x[covered])
@@ -470,8 +480,11 @@ def on_covered_tokens(transform: Callable[[torch.Tensor], torch.Tensor], max_tok
 
 
 def reconstruct(sae: SAE) -> Callable[[torch.Tensor], torch.Tensor]:
-    """x ↦ the SAE's reconstruction of x."""
-    return lambda x: sae.decode(sae.encode(x))
+    """x ↦ the SAE's reconstruction of x, the SAE moved to x's device first (a no-op once there)."""
+    def rebuild(x: torch.Tensor) -> torch.Tensor:
+        sae.to(x.device)
+        return sae.decode(sae.encode(x))
+    return rebuild
 
 
 def layer_report(corpus: Corpus, trained: TrainedSAE, layer: int, n_splice_texts: int) -> dict:
@@ -484,7 +497,8 @@ def layer_report(corpus: Corpus, trained: TrainedSAE, layer: int, n_splice_texts
             "splice_kl": splice_kl(corpus.model, texts, layer, on_covered_tokens(reconstruct(trained.sae), max_norm),
                                    corpus.max_length),
             "mean_ablation_kl": splice_kl(corpus.model, texts, layer,
-                                          on_covered_tokens(lambda x: mean.expand_as(x), max_norm), corpus.max_length),
+                                          on_covered_tokens(lambda x: mean.to(x.device).expand_as(x), max_norm),
+                                          corpus.max_length),
             "d_sae": trained.sae.cfg.d_sae, "n_train": trained.n_train, "train_seconds": trained.train_seconds}
 
 

@@ -14,7 +14,7 @@ from sae_lens import SAE
 
 from helpers import sae as sae_module
 from helpers import surgery
-from helpers.models import LoadedModel, chat_prompt
+from helpers.models import LoadedModel, chat_prompt, model_device, to_device
 from helpers.paths import atomic_write_text, cache_dir
 from helpers.sae import on_covered_tokens, reconstruct
 
@@ -40,9 +40,9 @@ def sae_edit(sae: SAE, alpha: float, max_token_norm: float | None = None) -> Edi
 
 
 def vector_edit(vector: torch.Tensor, alpha: float) -> Edit:
-    """x ↦ x + α·v, the classic activation-addition control."""
+    """x ↦ x + α·v, the classic activation-addition control (v taken to x's device)."""
     vector = torch.as_tensor(vector, dtype=torch.float32)
-    return lambda x: x + alpha * vector
+    return lambda x: x + alpha * vector.to(x.device)
 
 
 def steering_hook(edit: Edit, skip: torch.Tensor):
@@ -52,7 +52,8 @@ def steering_hook(edit: Edit, skip: torch.Tensor):
     tokens (one position per call with a KV cache) are always edited.
     """
     def hook(resid: torch.Tensor, hook) -> torch.Tensor:  # noqa: ARG001 - TransformerLens hook signature
-        keep = skip if resid.shape[1] == skip.shape[1] else torch.zeros(resid.shape[:2], dtype=torch.bool)
+        keep = skip if resid.shape[1] == skip.shape[1] else torch.zeros(resid.shape[:2], dtype=torch.bool,
+                                                                        device=resid.device)
         edited = resid.clone()
         target = ~keep.to(resid.device)
         with torch.no_grad():
@@ -82,8 +83,8 @@ def generate(model: LoadedModel, texts: Sequence[str], decoding: Decoding, layer
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     responses = []
     for b in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[b:b + batch_size]), return_tensors="pt", padding=True, padding_side="left",
-                        add_special_tokens=False)
+        enc = to_device(tokenizer(list(texts[b:b + batch_size]), return_tensors="pt", padding=True,
+                                  padding_side="left", add_special_tokens=False), model.device)
         mask = enc["attention_mask"]
         skip = (mask == 0) | (mask.cumsum(1) == 1)
         hooks = [] if edit is None else [(f"blocks.{layer}.hook_resid_post", steering_hook(edit, skip))]
@@ -143,7 +144,7 @@ def layer_conditions(corpus: sae_module.Corpus, layer: int, settings: sae_module
     max_norm = corpus.max_token_norm(layer)
     x, owner = corpus.units(layer, "train")
     with torch.no_grad():
-        x_t = torch.as_tensor(x, dtype=torch.float32)
+        x_t = torch.as_tensor(x, dtype=torch.float32, device=model_device(pre))
         edit_size = float((pre.decode(pre.encode(x_t)) - x_t).norm(dim=1).mean())
     train_rows = corpus.rows[corpus.rows["split"] == "train"].drop_duplicates("text_index")
     sentence = sae_module.segment_mean(x, owner, len(corpus.texts))[train_rows["text_index"].to_numpy()]

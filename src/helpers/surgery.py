@@ -18,6 +18,7 @@ from helpers import sae as sae_module
 from helpers.checks import as_matrix
 from helpers.data import DIMENSIONS
 from helpers.features import latent_correlations, strictly_monosemantic, top_latents
+from helpers.models import model_device
 
 WEIGHTS = {"reconstruction": 1.0, "sparsity": 1e-4, "alignment": 0.5, "polarity": 0.3, "prototype": 0.2,
            "monosemantic": 0.1}  # spec §5.2
@@ -126,8 +127,8 @@ def prototype_loss(s: torch.Tensor, h: torch.Tensor, generator: torch.Generator)
         rows = torch.nonzero(h[:, j] > 0).squeeze(1)
         if len(rows) < MIN_RANK_ROWS:
             continue
-        i, k = rank_pairs(len(rows), generator)
-        i, k = rows[i], rows[k]
+        i, k = rank_pairs(len(rows), generator)  # drawn on the CPU generator, the same on every device
+        i, k = rows[i.to(rows.device)], rows[k.to(rows.device)]
         terms.append(torch.relu(PROTOTYPE_MARGIN - (h[i, j] - h[k, j]) * (s[i, j] - s[k, j])).mean())
     return torch.stack(terms).mean() if terms else s.sum() * 0.0
 
@@ -140,7 +141,7 @@ def monosemantic_loss(z: torch.Tensor, h: torch.Tensor, mono: torch.Tensor, mono
     """
     if len(mono) == 0:
         return z.sum() * 0.0
-    dominant = torch.where(h.abs().sum(1) > 0, h.argmax(1), torch.full((len(h),), -1))
+    dominant = torch.where(h.abs().sum(1) > 0, h.argmax(1), torch.full((len(h),), -1, device=h.device))
     off = dominant[:, None] != mono_dim[None, :]
     return (z[:, mono] ** 2)[off].mean() if off.any() else z.sum() * 0.0
 
@@ -154,6 +155,10 @@ class Batch:
     h: torch.Tensor
     m_virtue: torch.Tensor
     m_vice: torch.Tensor
+
+    def to(self, device: torch.device | str) -> Batch:
+        """The same batch on `device`."""
+        return Batch(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
 
 
 class TunedSAE(torch.nn.Module):
@@ -215,14 +220,15 @@ def surgery_losses(model: TunedSAE, batch: Batch, local: LatentSets, variance: f
     the data's per-coordinate variance, so the paper's weights keep their balance at any activation scale."""
     z, x_hat, frozen_l1 = model(batch.x)
     z_rows = sae_module.segment_mean(z, batch.row, len(batch.h))
-    s = dimension_scores(z_rows, torch.as_tensor(local.readout, dtype=z.dtype))
+    s = dimension_scores(z_rows, torch.as_tensor(local.readout, dtype=z.dtype, device=z.device))
     return {"reconstruction": ((x_hat - batch.x) ** 2).mean() / variance,
             "sparsity": (z.sum(1) + frozen_l1).mean() / model.base.cfg.d_sae,
             "alignment": alignment_loss(s, batch.h),
-            "polarity": polarity_loss(z_rows, batch.m_virtue, batch.m_vice, torch.as_tensor(local.pole)),
+            "polarity": polarity_loss(z_rows, batch.m_virtue, batch.m_vice,
+                                      torch.as_tensor(local.pole, device=z.device)),
             "prototype": prototype_loss(s, batch.h, generator),
-            "monosemantic": monosemantic_loss(z_rows, batch.h, torch.as_tensor(local.mono),
-                                              torch.as_tensor(local.mono_dim))}
+            "monosemantic": monosemantic_loss(z_rows, batch.h, torch.as_tensor(local.mono, device=z.device),
+                                              torch.as_tensor(local.mono_dim, device=z.device))}
 
 
 def total_loss(terms: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -272,12 +278,14 @@ class RowTokens:
 
 def fine_tune(sae: SAE, sets: LatentSets, train: RowTokens, val: RowTokens, settings: SurgerySettings
               ) -> tuple[SAE, pd.DataFrame]:
-    """Fine-tune the tuned latents with the weighted sampler; return the best-on-validation SAE and the history."""
+    """Fine-tune the tuned latents with the weighted sampler on the SAE's device (rows drawn on the CPU); return the
+    best-on-validation SAE and the history."""
     if len(sets.tuned) == 0:
         raise ValueError("no latent to tune: no latent correlates with any moral dimension above 0.05")
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     model = TunedSAE(sae, sets.tuned)
+    device = model_device(sae)
     local = local_sets(sets)
     variance = float(train.x.var(0).mean())
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -286,15 +294,15 @@ def fine_tune(sae: SAE, sets: LatentSets, train: RowTokens, val: RowTokens, sett
                                                    pct_start=0.1, anneal_strategy="cos", div_factor=25,
                                                    final_div_factor=1000)
     weights = torch.as_tensor(sample_weights(train.m_virtue.numpy(), train.m_vice.numpy()), dtype=torch.float64)
-    all_val = val.batch(np.arange(len(val)))
+    all_val = val.batch(np.arange(len(val))).to(device)
     best, best_loss, waited, rows = copy.deepcopy(model.state_dict()), float("inf"), 0, []
     for epoch in range(1, settings.epochs + 1):
         drawn = torch.multinomial(weights, steps * settings.batch_size, replacement=True, generator=generator)
         sums: dict[str, float] = {}
         model.train()
         for s in range(steps):
-            terms = surgery_losses(model, train.batch(drawn[s * settings.batch_size:(s + 1) * settings.batch_size]
-                                                     .numpy()), local, variance, generator)
+            rows_drawn = drawn[s * settings.batch_size:(s + 1) * settings.batch_size].numpy()
+            terms = surgery_losses(model, train.batch(rows_drawn).to(device), local, variance, generator)
             loss = total_loss(terms)
             optimiser.zero_grad()
             loss.backward()
@@ -354,7 +362,8 @@ def surgery_dir(corpus: sae_module.Corpus, layer: int, sae_settings: sae_module.
 
 def ensure_surgery(corpus: sae_module.Corpus, layer: int, sae_settings: sae_module.SAESettings,
                    settings: SurgerySettings, identify_split: str) -> tuple[sae_module.TrainedSAE, LatentSets]:
-    """The fine-tuned SAE of one layer (cached beside the pre-trained one) and the latent sets it tuned."""
+    """The fine-tuned SAE of one layer (cached beside the pre-trained one, on the SAE settings' device) and the
+    latent sets it tuned."""
     pretrained = sae_module.ensure_sae(corpus, layer, sae_settings)
     sets = latent_sets(identification(corpus, pretrained.sae, layer, identify_split))
     directory = surgery_dir(corpus, layer, sae_settings, settings, identify_split)
@@ -366,4 +375,4 @@ def ensure_surgery(corpus: sae_module.Corpus, layer: int, sae_settings: sae_modu
                                         time.perf_counter() - start)
         sae_module.save_sae(trained, directory, {"surgery": True, "n_tuned_latents": len(sets.tuned),
                                                  "identify_split": identify_split})
-    return sae_module.load_sae(directory), sets
+    return sae_module.load_sae(directory, sae_settings.device), sets
