@@ -2,7 +2,9 @@
 (absolute times on shared machines are noisy; ratios much less so).
 
 Usage: `python -m helpers.bench --profile ci [--readme]` (what `make bench` runs) writes `results/bench.json`
-and `results/bench.md`, and with `--readme` puts the table between the bench markers of `README.md`.
+(with the cost model, `helpers.cost`, calibrated on the last ci build, under `cost_model`) and `results/bench.md`,
+and with `--readme` puts the table between the bench markers of `README.md` and the cost model's tables between
+its own markers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from helpers import cost
 from helpers.ledger import peak_rss_mb
 from helpers.paths import atomic_write_text, project_root, replace_between_markers, results_dir
 
@@ -285,6 +288,8 @@ def run(profile_name: str, sizes: BenchSizes = BenchSizes()) -> dict:
     bench |= bench_generation(model, texts[:sizes.n_prompts], model.n_layers // 2, sizes.max_new_tokens)
     bench |= bench_nulls(profile_moral_data(profile).sample, model.d_model, sizes.n_permutations)
     bench["chapters"] = chapter_costs(profile.name)
+    build = cost.measured(results_dir("ci"))
+    bench["cost_model"] = cost.report(build) if build else None
     return bench
 
 
@@ -308,9 +313,19 @@ def main() -> None:
     table = markdown(bench)
     atomic_write_text(out / "bench.md", table)
     print(table)
+    if bench["cost_model"]:
+        print(cost.markdown(bench["cost_model"]))
     if args.readme:
-        readme = project_root() / "README.md"
-        atomic_write_text(readme, replace_between_markers(readme.read_text(), table, README_MARKERS))
+        write_readme(bench)
+
+
+def write_readme(bench: dict) -> None:
+    """Put the bench table, and the cost model's tables when a ci build calibrated it, between their README markers."""
+    readme = project_root() / "README.md"
+    text = replace_between_markers(readme.read_text(), markdown(bench), README_MARKERS)
+    if bench["cost_model"]:
+        text = replace_between_markers(text, cost.markdown(bench["cost_model"]), cost.README_MARKERS)
+    atomic_write_text(readme, text)
 
 
 if __name__ == "__main__":
