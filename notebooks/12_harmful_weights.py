@@ -70,7 +70,8 @@ run = chapter.start("12_harmful_weights", profile, seed, stores=False)
 P, ledger = run.profile, run.ledger
 torch.manual_seed(seed)
 data = pruning.bundled_data(P.prune_n_trivia)
-hf, tokenizer = models.load_hf(models.model_spec(P.prune_model), dtype=P.dtype, device=P.device, seed=seed)
+dtype = models.choose_dtype(P.dtype, P.device, training=True)  # weight gradients: `auto` means float32
+hf, tokenizer = models.load_hf(models.model_spec(P.prune_model), dtype=dtype, device=P.device, seed=seed)
 weights = pruning.block_linears(hf)
 numels = {name: w.numel() for name, w in weights.items()}
 print(f"{P.prune_model}: {len(weights)} block matrices, {sum(numels.values()):,} candidate weights; "
