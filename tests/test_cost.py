@@ -1,5 +1,5 @@
 """The cost model: FLOPs and memory of hand-computed cases, the shape and data tables against their sources, the
-throughput fit, the budget flags, and the README section written by `make bench`."""
+two-throughput fit (model work, host statistics), the budget flags, and the README section written by `make bench`."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_sentence_codes_matrix_ram():
     assert cost.codes_bytes(1658, 2304) == 1658 * 2304 * 4  # float32 [rows, d_sae]
     ci = load_profile("ci")
     sizes = cost.sizes(ci)
-    machine = cost.cpu_machine(1e10)
+    machine = cost.cpu_machine(1e10, 1e10)
     base, more = (cost.memory(cost.ch09(ci, s, cost.Outcomes()), machine)[0]
                   for s in (sizes, dataclasses.replace(sizes, identify_rows=sizes.identify_rows + 1000)))
     # every SAE layer's codes stay (4 layers), and one layer's transients hold the split's rows twice more
@@ -102,19 +102,66 @@ def test_bundled_table_counts_the_files(root):
                 assert 2.5 < chars / tokens < 6.5, (name, field)  # BPE: ~4–5 characters per token, code ~3
 
 
-def _planted_build(flops: float) -> dict[str, dict]:
-    """A ci build whose every chapter took exactly the warm prediction at `flops`, with peak RSS 1 GB."""
-    machine = cost.cpu_machine(flops)
+def _planted_build(model: float, host: float, steps: bool = True, slow: dict[str, float] | None = None) -> dict:
+    """A ci build whose every chapter took exactly its warm prediction with model work at `model` and host statistics
+    at `host` FLOP/s (`slow`: chapters whose statistics ran that many times slower), peak RSS 1 GB; with `steps`,
+    its ledgers record the cached model-work steps' times as the real ones do (02, 08, 13) at `model`."""
     costs = cost.chapter_costs(load_profile("ci"))
-    return {name: {"seconds": cost.seconds(c, machine, warm=True), "peak_rss_mb": 1000.0, "cpu": "test CPU",
-                   "metrics": {}, "data": {}} for name, c in costs.items()}
+    build = {}
+    for name, c in costs.items():
+        machine = cost.cpu_machine(model, host / (slow or {}).get(name, 1.0))
+        build[name] = {"seconds": cost.seconds(c, machine, warm=True), "peak_rss_mb": 1000.0, "cpu": "test CPU",
+                       "metrics": {}, "data": {}}
+    if steps:
+        timed = lambda chapter, step: cost.step_seconds(  # noqa: E731
+            next(s for s in costs[chapter].steps if s.name == step), cost.cpu_machine(model, host))
+        build["02_activations"]["metrics"] = {name: {"n_texts": 1000, "seconds_per_1k_texts": timed(
+            "02_activations", f"extract {name}")} for name in load_profile("ci").models}
+        build["08_sae"]["metrics"] = {"per_layer": {"all": {"train_seconds": timed("08_sae", "train SAEs")}}}
+        build["13_superposition_geometry"]["metrics"] = {"sae_quality": {"all": {"train_seconds": timed(
+            "13_superposition_geometry", "TopK SAEs")}}}
+    return build
 
 
-def test_the_fit_recovers_a_planted_throughput():
-    checked = cost.check(load_profile("ci"), _planted_build(3e10))
-    assert checked["cpu_flops"] == pytest.approx(3e10, rel=1e-6)
+def test_statistics_chapters_are_03_to_06_on_ci():
+    costs = cost.chapter_costs(load_profile("ci"))
+    assert cost.statistics_chapters(costs) == ["03_categorical", "04_gradient", "05_structural", "06_dimensional"]
+    # the SAE and fine-tuning chapters hold no host statistics (or a sliver of their FLOPs)
+    for name in ("08_sae", "11_steering_flames", "12_harmful_weights", "13_superposition_geometry"):
+        assert cost.host_flops(costs[name], warm=True) < 0.01 * costs[name].flops(warm=True)
+
+
+def test_the_fit_recovers_both_planted_throughputs():
+    checked = cost.check(load_profile("ci"), _planted_build(1e11, 5e9))
+    assert checked["model_fit"] == "steps"
+    assert checked["model_flops"] == pytest.approx(1e11, rel=1e-9)
+    assert checked["host_flops"] == pytest.approx(5e9, rel=1e-9)
     assert all(row["time_ratio"] == pytest.approx(1, rel=1e-6) for row in checked["chapters"])
+    assert checked["steps"] and all(row["time_ratio"] == pytest.approx(1, rel=1e-9) for row in checked["steps"])
+    assert all(row["statistics_gflops"] == pytest.approx(5) for row in checked["chapters"] if row["fits_statistics"])
     assert checked["summary"]["time"]["within_2x"] == checked["summary"]["time"]["n"] == 11  # 01, 07, 14: no work
+    assert checked["outliers"] == []
+
+
+def test_without_step_times_the_model_rate_comes_from_pure_model_chapters():
+    checked = cost.check(load_profile("ci"), _planted_build(8e10, 3e9, steps=False))
+    assert checked["model_fit"] == "chapters" and checked["steps"] == []
+    assert checked["model_flops"] == pytest.approx(8e10, rel=1e-6)
+    assert checked["host_flops"] == pytest.approx(3e9, rel=1e-6)
+
+
+def test_a_chapter_one_statistics_rate_cannot_fit_is_named():
+    report = cost.report(_planted_build(1e11, 1e10, slow={"05_structural": 6.0}), ("colab",))
+    checked = report["check"]
+    assert checked["host_flops"] == pytest.approx(1e10, rel=1e-6)  # the median of 03–06 ignores the one slow one
+    [outlier] = checked["outliers"]
+    assert outlier["chapter"] == "05_structural" and outlier["factor"] == pytest.approx(6.0, rel=1e-6)
+    assert next(r for r in checked["chapters"] if r["chapter"] == "05_structural")["time_ratio"] < 0.5
+    own = report["predictions"]["colab"]["at_own_rate"]["05_structural"]
+    fitted = next(r for r in report["predictions"]["colab"]["chapters"] if r["chapter"] == "05_structural")
+    assert own > 5 * fitted["minutes"]
+    text = cost.markdown(report)
+    assert "One statistics rate cannot fit 05_structural" in text and "HDBSCAN" in text and "6.0× below" in text
 
 
 def test_measured_reads_a_builds_ledgers(tmp_path):
@@ -169,9 +216,10 @@ def test_budget_flags_follow_the_predictions():
 def test_bench_writes_the_cost_section_between_its_markers(tmp_path, monkeypatch, root):
     readme = root / "README.md"
     assert readme.read_text().count(cost.README_MARKERS[0]) == 1 == readme.read_text().count(cost.README_MARKERS[1])
-    report = cost.report(_planted_build(2e10))
+    report = cost.report(_planted_build(1e11, 2e10))
     table = cost.markdown(report)
-    assert "**20 GFLOP/s**" in table and "`colab` on a Colab T4" in table and "`paper` on a H100" in table
+    assert "**100 GFLOP/s**" in table and "**20.0 GFLOP/s**" in table
+    assert "`colab` on a Colab T4" in table and "`paper` on a H100" in table
     assert len(re.findall(r"^\| \d\d_\w+ \|", table, flags=re.M)) == 3 * len(cost.CHAPTERS)
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
     (tmp_path / "README.md").write_text("\n".join(["a", *bench.README_MARKERS, "b", *cost.README_MARKERS, "c"]))
