@@ -61,7 +61,7 @@ def test_no_chat_template_still_raises():
 
 def test_generation_judging_and_pruning_all_switch_thinking_off():
     tokenizer = RecordingTokenizer(QWEN3_STYLE)
-    model = SimpleNamespace(tokenizer=tokenizer)
+    model = SimpleNamespace(tokenizer=tokenizer, device=torch.device("cpu"))
     assert all(t.endswith(NO_THINK) for t in steering.chat_texts(model, ["a", "b"], system=steering.SYSTEM))
     assert pruning.question_prompt(tokenizer, "Capital of France?").endswith(NO_THINK)
     model.bridge = lambda ids, attention_mask: torch.zeros(*ids.shape, len(tokenizer))
