@@ -18,6 +18,7 @@ from transformers import BatchEncoding
 
 from helpers import activations, judge, models, pruning, sae, steering, surgery
 from helpers.geometry import response_residuals
+from synthetic import planted_row_tokens
 
 META = torch.device("meta")
 
@@ -188,12 +189,7 @@ def test_sae_settings_device_comes_from_the_profile_and_leaves_the_cache_key_alo
 
 
 def test_surgery_trains_on_the_sae_device(monkeypatch):
-    rng = np.random.default_rng(0)
-    n = 32
-    h = np.zeros((n, 10))
-    h[np.arange(n), rng.integers(0, 10, n)] = rng.uniform(0.1, 1, n)
-    tokens = surgery.RowTokens(rng.normal(size=(2 * n, 4)), np.repeat(np.arange(n), 2), np.arange(n), h,
-                               h[:, 0::2].max(1), h[:, 1::2].max(1))
+    tokens = planted_row_tokens(32)
     r = np.zeros((8, 10))
     r[1, 0], r[4, 3] = 0.5, 0.4
     stop_on(monkeypatch, surgery.TunedSAE)

@@ -8,6 +8,7 @@ import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 
 from helpers import surgery
+from synthetic import planted_row_tokens
 
 
 def test_sample_weights_use_the_intended_weight_for_prototypes_and_balance_poles():
@@ -90,12 +91,7 @@ def random_sae(d: int = 4, d_sae: int = 6) -> StandardSAE:
 
 def test_fine_tuning_changes_only_the_tuned_slices():
     base = random_sae()
-    rng = np.random.default_rng(0)
-    n = 64
-    h = np.zeros((n, 10))
-    h[np.arange(n), rng.integers(0, 10, n)] = rng.uniform(0.1, 1, n)
-    tokens = surgery.RowTokens(rng.normal(size=(2 * n, 4)), np.repeat(np.arange(n), 2), np.arange(n), h,
-                               h[:, 0::2].max(1), h[:, 1::2].max(1))
+    tokens = planted_row_tokens(64)
     r = np.zeros((6, 10))
     r[1, 0], r[4, 3] = 0.5, 0.4
     sets = surgery.latent_sets(r)
