@@ -233,7 +233,7 @@ for layer, ax in grid.axes_dict.items():
     ax.axhline(0, color="0.3", lw=0.8)
     ax.set_title(f"layer {layer}")
 grid.figure.suptitle("Decoder cosine with the toxic features: features (points), set means (diamonds),\n"
-                     "matched null of set means (grey, 95 %)", y=1.05)
+                     "matched null of set means (grey, 95 %)", y=1.0, va="bottom")  # above the panels, any row count
 plotting.save_figure(grid.figure, ledger, "feature_proximity")
 plt.show()
 
