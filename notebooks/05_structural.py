@@ -101,9 +101,9 @@ print(f"HDBSCAN min_cluster_size={P.hdbscan_min_cluster_size}, min_samples={P.hd
 # ```
 
 # %%
-layers = {name: robustness.sweep_layers(store, sample, lambda x, s: structural.structural_layer(
-    x, s, P.hdbscan_min_cluster_size, P.hdbscan_min_samples, n_perm=P.n_permutations, seed=seed))
-    for name, store in stores.items()}
+layers = {name: structural.sweep(store, sample, P.hdbscan_min_cluster_size, P.hdbscan_min_samples,
+                                 n_perm=P.n_permutations, seed=seed, workers=P.workers)
+          for name, store in stores.items()}
 table = pd.DataFrame([{"model": name, "layer": layer, "relative depth": plotting.relative_depth(layer, len(per_layer)),
                        **{k: v for k, v in result.items() if not isinstance(v, dict)}}
                       for name, per_layer in layers.items() for layer, result in enumerate(per_layer)])
@@ -187,8 +187,8 @@ plt.show()
 # %% tags=["hide-input"]
 def sweep(store, frame, variant="paper"):
     """structural_layer at every layer (no null) for one cache and variant."""
-    return robustness.sweep_layers(store, frame, lambda x, s: structural.structural_layer(
-        x, s, P.hdbscan_min_cluster_size, P.hdbscan_min_samples), variant)
+    return structural.sweep(store, frame, P.hdbscan_min_cluster_size, P.hdbscan_min_samples, variant,
+                            workers=P.workers)
 
 
 # %%

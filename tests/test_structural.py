@@ -18,6 +18,7 @@ from helpers.structural import (
     reduce_pca,
     score_clusters,
     structural_layer,
+    sweep,
 )
 
 POLE = {"virtue": 0, "virtue_typical": 0, "vice": 1, "vice_typical": 1, "neutral": 2}
@@ -149,6 +150,42 @@ def test_planted_mft15_clusters():
     out = structural_layer(x, sample, min_cluster_size=10, min_samples=3)
     assert out["ari_mft15"] > 0.95
     assert out["n_clusters"] == 15
+
+
+class PlantedStore:
+    """An in-memory stand-in for an activation cache: one planted matrix per layer (every pooling alike)."""
+
+    def __init__(self, layers: list[np.ndarray]):
+        self.layers = layers
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    def load(self, layer: int, pooling: str = "mean") -> np.ndarray:
+        return self.layers[layer]
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Equal flat results, NaN equal to NaN."""
+    return a.keys() == b.keys() and all(
+        _same(a[k], b[k]) if isinstance(a[k], dict) else (a[k] == b[k] or (np.isnan(a[k]) and np.isnan(b[k])))
+        for k in a)
+
+
+def test_sweep_in_parallel_processes_equals_one_layer_after_another():
+    """The layers' HDBSCAN runs in two processes give exactly the per-layer results, in layer order."""
+    sample = make_sample().assign(text_index=lambda f: np.arange(len(f))[::-1])  # rows read through text_index
+    truth = labelings(sample)
+    order = sample["text_index"].to_numpy()
+    layers = [planted(truth[name], d=24, seed=k) for k, name in enumerate(("polarity3", "mft5", "mft15"))]
+    store = PlantedStore([np.empty_like(x) for x in layers])
+    for stored, x in zip(store.layers, layers):
+        stored[order] = x  # row text_index of the cache holds sample row i
+    got = sweep(store, sample, 10, 3, n_perm=5, seed=1, workers=2)
+    one_by_one = [structural_layer(x, sample, 10, 3, n_perm=5, seed=1) for x in layers]
+    assert all(_same(a, b) for a, b in zip(got, one_by_one, strict=True))
+    assert got[0]["ari_polarity3"] > 0.95 and got[1]["ari_mft5"] > 0.95 and got[2]["ari_mft15"] > 0.95
 
 
 def test_structural_layer_keys():

@@ -88,6 +88,11 @@ class Profile:
     finetune_batch_size: int
     finetune_blocks: str | list[int]
 
+    @property
+    def workers(self) -> int:
+        """Single-threaded processes a step may run at once: the profile's threads, or every CPU of the machine."""
+        return self.threads or os.cpu_count() or 1
+
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed, parallel_config
 from sklearn.cluster import HDBSCAN
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, homogeneity_completeness_v_measure, normalized_mutual_info_score
 
 from helpers.checks import as_matrix, require_columns, require_rows
 from helpers.data import FOUNDATIONS
-from helpers.robustness import null_band
+from helpers.activations import ActivationStore
+from helpers.robustness import layer_activations, null_band
 
 POLARITIES = ("virtue", "vice", "neutral")  # polarity3 label index = position here
 LABELINGS = ("polarity3", "mft5", "mft15")  # mft15 label = 3 * foundation index + polarity index
@@ -115,6 +119,27 @@ def ari_null(labels_pred: np.ndarray, truth: dict[str, np.ndarray], n_perm: int,
     return out
 
 
+def cluster_all(zs: Sequence[np.ndarray], min_cluster_size: int, min_samples: int, workers: int = 1
+                ) -> list[np.ndarray]:
+    """`cluster` of every matrix, `workers` single-threaded processes at a time: HDBSCAN is exact and runs on one
+    thread, so the labels equal those of one run after another."""
+    if workers <= 1 or len(zs) <= 1:
+        return [cluster(z, min_cluster_size, min_samples) for z in zs]
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        return Parallel(n_jobs=min(workers, len(zs)))(delayed(cluster)(z, min_cluster_size, min_samples) for z in zs)
+
+
+def _layer_result(predicted: np.ndarray, truth: dict[str, np.ndarray], n_components: int, n_perm: int,
+                  seed: int) -> dict:
+    """A layer's flat diagnosis from its cluster labels: scores per labeling, noise, clusters, PCA size, null."""
+    scores = score_clusters(predicted, truth)
+    flat = {f"{score}_{name}": scores[name][score] for name in LABELINGS for score in SCORES}
+    flat.update(noise_ratio=scores["noise_ratio"], n_clusters=scores["n_clusters"], n_components=n_components)
+    if n_perm > 0:
+        flat["null"] = ari_null(predicted, truth, n_perm, seed)
+    return flat
+
+
 def structural_layer(x: np.ndarray, sample: pd.DataFrame, min_cluster_size: int, min_samples: int,
                      n_perm: int = 0, seed: int = 0) -> dict:
     """One layer's §3.3 diagnosis as a flat dict: `<score>_<labeling>`, noise_ratio, n_clusters, n_components.
@@ -123,15 +148,20 @@ def structural_layer(x: np.ndarray, sample: pd.DataFrame, min_cluster_size: int,
     """
     x = as_matrix(x, min_rows=2)
     require_rows(sample, len(x))
-    truth = labelings(sample)
     z, n_components = reduce_pca(x)
-    predicted = cluster(z, min_cluster_size, min_samples)
-    scores = score_clusters(predicted, truth)
-    flat = {f"{score}_{name}": scores[name][score] for name in LABELINGS for score in SCORES}
-    flat.update(noise_ratio=scores["noise_ratio"], n_clusters=scores["n_clusters"], n_components=n_components)
-    if n_perm > 0:
-        flat["null"] = ari_null(predicted, truth, n_perm, seed)
-    return flat
+    return _layer_result(cluster(z, min_cluster_size, min_samples), labelings(sample), n_components, n_perm, seed)
+
+
+def sweep(store: ActivationStore, sample: pd.DataFrame, min_cluster_size: int, min_samples: int,
+          variant: str = "paper", n_perm: int = 0, seed: int = 0, workers: int = 1) -> list[dict]:
+    """`structural_layer` at every layer of a cache (activations prepared as `variant` says), the layers' HDBSCAN
+    runs `workers` at a time (`cluster_all`): the same results as one layer after another."""
+    truth = labelings(sample)
+    reduced = [reduce_pca(as_matrix(layer_activations(store, sample, layer, variant), min_rows=2))
+               for layer in range(store.n_layers)]
+    predicted = cluster_all([z for z, _ in reduced], min_cluster_size, min_samples, workers)
+    return [_layer_result(labels, truth, n_components, n_perm, seed)
+            for labels, (_, n_components) in zip(predicted, reduced, strict=True)]
 
 
 def summarise(per_layer: list[dict]) -> dict:
