@@ -212,7 +212,7 @@ plt.show()
 # ```
 
 # %%
-quality = {layer: sae.layer_report(corpus, trained[layer], layer, P.sae_splice_texts) for layer in layers}
+quality = sae.layer_reports(corpus, trained, P.sae_splice_texts)
 table = pd.DataFrame(quality).T.rename_axis("layer")
 table[["fvu_val", "l0_val", "alive_fraction", "splice_kl", "mean_ablation_kl", "n_train"]]
 
@@ -249,7 +249,8 @@ if corpus.tokens is not None:
     pooled_corpus = dataclasses.replace(corpus, input="pooled")
     pooled = sae.ensure_sae(pooled_corpus, mid, settings)
     comparison = {"tokens (this profile)": quality[mid],
-                  "pooled sentences (paper)": sae.layer_report(pooled_corpus, pooled, mid, P.sae_splice_texts)}
+                  "pooled sentences (paper)": sae.layer_reports(pooled_corpus, {mid: pooled},
+                                                                      P.sae_splice_texts)[mid]}
     print(pd.DataFrame(comparison).T[["n_train", "fvu_val", "l0_val", "alive_fraction", "splice_kl"]])
 else:
     comparison = {}

@@ -175,6 +175,19 @@ def test_splice_kl_is_zero_for_the_identity_and_positive_for_a_bad_reconstructio
         sae.splice_kl(tiny_model, texts, 5, lambda x: x)
 
 
+def test_splices_sharing_a_clean_forward_equal_each_splice_alone(tiny_model):
+    """Several splices at once (one clean forward per batch) give each splice's own KL, bit for bit, in order."""
+    texts = ["Lying is morally", "Keeping a promise to your little brother is morally", "Cheating is"]
+    half = lambda x: 0.5 * x  # noqa: E731
+    together = sae.splice_kls(tiny_model, texts, [(1, torch.zeros_like), (0, half), (1, lambda x: x)], batch_size=2)
+    alone = [sae.splice_kl(tiny_model, texts, 1, torch.zeros_like, batch_size=2),
+             sae.splice_kl(tiny_model, texts, 0, half, batch_size=2)]
+    assert together[:2] == alone and together[0] != together[1]
+    assert together[2] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="out of range"):
+        sae.splice_kls(tiny_model, texts, [(0, half), (7, half)])
+
+
 def test_segment_mean_by_hand_in_numpy_and_torch():
     x = np.array([[1.0, 2.0], [3.0, 4.0], [10.0, 0.0]])
     owner = np.array([0, 0, 2])

@@ -268,37 +268,47 @@ def load_sae(directory: Path, device: str = "cpu") -> TrainedSAE:
                       int(info["n_train"]), float(info["train_seconds"]))
 
 
+Replace = Callable[[torch.Tensor], torch.Tensor]  # rewrites the `[n, d]` residual vectors of spliced tokens
+
+
 @torch.no_grad()
-def splice_kl(model: LoadedModel, texts: Sequence[str], layer: int, replace: Callable[[torch.Tensor], torch.Tensor],
-              max_length: int = 128, batch_size: int = 32) -> float:
-    """Mean KL(p_clean ‖ p_spliced) of next-token distributions when `replace` rewrites block `layer`'s output.
+def splice_kls(model: LoadedModel, texts: Sequence[str], splices: Sequence[tuple[int, Replace]],
+               max_length: int = 128, batch_size: int = 32) -> list[float]:
+    """Per (layer, replace) of `splices`: the mean KL(p_clean ‖ p_spliced) of next-token distributions when `replace`
+    rewrites block `layer`'s output; the clean forward of each batch runs once for all of them.
 
     Every real token but each text's first (the attention sink) is replaced; the mean is over those positions.
     """
-    if not 0 <= layer < model.n_layers:
-        raise ValueError(f"layer {layer} out of range 0..{model.n_layers - 1}")
-    total, count = 0.0, 0
-    name = f"blocks.{layer}.hook_resid_post"
+    for layer, _ in splices:
+        if not 0 <= layer < model.n_layers:
+            raise ValueError(f"layer {layer} out of range 0..{model.n_layers - 1}")
+    totals, count = [0.0] * len(splices), 0
     for b in range(0, len(texts), batch_size):
         enc = to_device(model.tokenizer(list(texts[b:b + batch_size]), return_tensors="pt", padding=True,
                                         padding_side="left", truncation=True, max_length=max_length), model.device)
         mask = enc["attention_mask"].bool()
         spliced = mask & (mask.cumsum(1) > 1)  # real tokens after each text's first
+        log_p = model.bridge(enc["input_ids"], attention_mask=enc["attention_mask"]).float().log_softmax(-1)[spliced]
+        for k, (layer, replace) in enumerate(splices):
+            def hook(resid: torch.Tensor, hook, replace=replace) -> torch.Tensor:  # noqa: ARG001 - TransformerLens
+                resid = resid.clone()
+                resid[spliced] = replace(resid[spliced].float()).to(resid.dtype)
+                return resid
 
-        def hook(resid: torch.Tensor, hook) -> torch.Tensor:  # noqa: ARG001 - TransformerLens hook signature
-            resid = resid.clone()
-            resid[spliced] = replace(resid[spliced].float()).to(resid.dtype)
-            return resid
-
-        clean = model.bridge(enc["input_ids"], attention_mask=enc["attention_mask"]).float()
-        patched = model.bridge.run_with_hooks(enc["input_ids"], attention_mask=enc["attention_mask"],
-                                              fwd_hooks=[(name, hook)]).float()
-        log_p, log_q = clean.log_softmax(-1)[spliced], patched.log_softmax(-1)[spliced]
-        total += float((log_p.exp() * (log_p - log_q)).sum())
+            patched = model.bridge.run_with_hooks(enc["input_ids"], attention_mask=enc["attention_mask"],
+                                                  fwd_hooks=[(f"blocks.{layer}.hook_resid_post", hook)]).float()
+            log_q = patched.log_softmax(-1)[spliced]
+            totals[k] += float((log_p.exp() * (log_p - log_q)).sum())
         count += int(spliced.sum())
     if count == 0:
         raise ValueError("no token to splice: every text has a single token")
-    return total / count
+    return [total / count for total in totals]
+
+
+def splice_kl(model: LoadedModel, texts: Sequence[str], layer: int, replace: Replace, max_length: int = 128,
+              batch_size: int = 32) -> float:
+    """`splice_kls` of one splice: the mean KL when `replace` rewrites block `layer`'s output."""
+    return splice_kls(model, texts, [(layer, replace)], max_length, batch_size)[0]
 
 
 @dataclasses.dataclass
@@ -487,19 +497,25 @@ def reconstruct(sae: SAE) -> Callable[[torch.Tensor], torch.Tensor]:
     return rebuild
 
 
-def layer_report(corpus: Corpus, trained: TrainedSAE, layer: int, n_splice_texts: int) -> dict:
-    """One layer's SAE quality (chapter 08's ledger keys), with the splice KL of mean ablation as a yardstick."""
-    val = evaluate(trained.sae, corpus.vectors(layer, "val"))
+def layer_reports(corpus: Corpus, trained: dict[int, TrainedSAE], n_splice_texts: int) -> dict[int, dict]:
+    """Per layer, its SAE's quality (chapter 08's ledger keys), with the splice KL of mean ablation as a yardstick;
+    every splice on the same validation texts, their clean forwards shared."""
     texts = [corpus.texts[i] for i in corpus._texts_of("val")[:n_splice_texts]]
-    max_norm = corpus.max_token_norm(layer)
-    mean = torch.as_tensor(corpus.vectors(layer, "train").mean(0), dtype=torch.float32)
-    return {"fvu_val": val["fvu"], "l0_val": val["l0"], "alive_fraction": val["alive_fraction"],
-            "splice_kl": splice_kl(corpus.model, texts, layer, on_covered_tokens(reconstruct(trained.sae), max_norm),
-                                   corpus.max_length),
-            "mean_ablation_kl": splice_kl(corpus.model, texts, layer,
-                                          on_covered_tokens(lambda x: mean.to(x.device).expand_as(x), max_norm),
-                                          corpus.max_length),
-            "d_sae": trained.sae.cfg.d_sae, "n_train": trained.n_train, "train_seconds": trained.train_seconds}
+    splices = []
+    for layer, sae_of_layer in trained.items():
+        max_norm = corpus.max_token_norm(layer)
+        mean = torch.as_tensor(corpus.vectors(layer, "train").mean(0), dtype=torch.float32)
+        splices += [(layer, on_covered_tokens(reconstruct(sae_of_layer.sae), max_norm)),
+                    (layer, on_covered_tokens(lambda x, mean=mean: mean.to(x.device).expand_as(x), max_norm))]
+    kls = splice_kls(corpus.model, texts, splices, corpus.max_length)
+    reports = {}
+    for k, (layer, sae_of_layer) in enumerate(trained.items()):
+        val = evaluate(sae_of_layer.sae, corpus.vectors(layer, "val"))
+        reports[layer] = {"fvu_val": val["fvu"], "l0_val": val["l0"], "alive_fraction": val["alive_fraction"],
+                          "splice_kl": kls[2 * k], "mean_ablation_kl": kls[2 * k + 1],
+                          "d_sae": sae_of_layer.sae.cfg.d_sae, "n_train": sae_of_layer.n_train,
+                          "train_seconds": sae_of_layer.train_seconds}
+    return reports
 
 
 @dataclasses.dataclass
