@@ -69,6 +69,15 @@ def test_measurements_have_the_contract_shape(tiny_model, plain_tiny):
     assert figures["sae_vs_plain_loop"]["ours_training_rss_mb"] >= 0
 
 
+def test_batched_judging_and_generation_are_timed_against_one_item_at_a_time(tiny_model):
+    figures = bench.bench_batching(tiny_model, TEXTS[:3], max_new_tokens=3, batch_size=2, repeats=1)
+    assert set(figures) == {"batched_vs_per_item_judging", "batched_vs_per_item_generation"}
+    for figure in figures.values():
+        assert figure["n"] == 3 and figure["ratio"] == pytest.approx(figure["ours_per_s"] / figure["baseline_per_s"])
+    # the judge reads the same log-odds with left padding as alone (a padding bug would move them by far more)
+    assert figures["batched_vs_per_item_judging"]["max_difference"] < 1e-4
+
+
 def test_chapter_costs_come_from_the_ledger_meta(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
     folder = tmp_path / "results" / "ci"

@@ -194,6 +194,34 @@ def bench_generation(model, prompts: Sequence[str], layer: int, max_new_tokens: 
     return {"steered_vs_unsteered_generation": ratio(rates["steered"], rates["plain"], counted)}
 
 
+def bench_batching(model, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 16, repeats: int = 2
+                   ) -> dict[str, dict]:
+    """Items per second of chapter 11's batched paths (`batch_size` items per forward) vs one item at a time, same
+    items: the zero-shot judge's yes/no read of (prompt, response) pairs, and steered-free generation."""
+    from helpers import judge, steering
+
+    texts = steering.chat_texts(model, prompts)
+    decoding = steering.Decoding(max_new_tokens=max_new_tokens)
+    responses = steering.generate(model, texts, decoding, batch_size=batch_size)  # warm-up; the judged answers
+    read: dict[int, np.ndarray] = {}
+
+    def judge_all(size: int) -> int:
+        read[size] = judge.LocalJudge(model, "bench", size).safety_logodds(prompts, responses)
+        return len(read[size])
+
+    def generate_all(size: int) -> int:
+        return len(steering.generate(model, texts, decoding, batch_size=size))
+
+    out = {}
+    for name, run in (("judging", judge_all), ("generation", generate_all)):
+        rates = {"batched": best_rate(lambda run=run: run(batch_size), repeats),
+                 "per_item": best_rate(lambda run=run: run(1), repeats)}
+        out[f"batched_vs_per_item_{name}"] = ratio(rates["batched"], rates["per_item"], len(prompts))
+    # left padding must not change a judge's read: the batched log-odds against the one-at-a-time ones
+    out["batched_vs_per_item_judging"]["max_difference"] = float(np.abs(read[batch_size] - read[1]).max())
+    return out
+
+
 def bench_nulls(sample, d: int, n_perm: int, seed: int = 0, repeats: int = 2) -> dict[str, dict]:
     """Permutations per second of the batched label-permutation nulls of chapters 03 and 04 vs the per-permutation
     loop (`robustness.permutation_null` around the full statistic), on the profile's sample with seeded Gaussian
@@ -234,7 +262,8 @@ def chapter_costs(profile: str) -> dict[str, dict[str, float]]:
 
 
 TARGETS = {"extract_vs_paper_style": 3.0, "extract_vs_plain_forward": 0.9, "sae_vs_plain_loop": 1.0,
-           "steered_vs_unsteered_generation": 0.9, "gradient_null_vs_loop": 5.0, "categorical_null_vs_loop": 5.0}
+           "steered_vs_unsteered_generation": 0.9, "gradient_null_vs_loop": 5.0, "categorical_null_vs_loop": 5.0,
+           "batched_vs_per_item_judging": 2.0, "batched_vs_per_item_generation": 2.0}
 
 
 def markdown(bench: dict) -> str:
@@ -286,6 +315,7 @@ def run(profile_name: str, sizes: BenchSizes = BenchSizes()) -> dict:
     settings = dataclasses.replace(sae.settings_from_profile(profile), epochs=sizes.sae_epochs, warmup_epochs=0)
     bench |= bench_sae(sizes.sae_rows, model.d_model, dataclasses.asdict(settings))
     bench |= bench_generation(model, texts[:sizes.n_prompts], model.n_layers // 2, sizes.max_new_tokens)
+    bench |= bench_batching(model, texts[:sizes.n_prompts], sizes.max_new_tokens)
     bench |= bench_nulls(profile_moral_data(profile).sample, model.d_model, sizes.n_permutations)
     bench["chapters"] = chapter_costs(profile.name)
     build = cost.measured(results_dir("ci"))
