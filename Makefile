@@ -52,9 +52,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps $(NODEPS_PINS)
 	touch $@
 
-# The unit tests alone (a couple of minutes): the quick loop while developing.
+# The unit tests alone (a couple of minutes): the quick loop while developing, one test file per worker process
+# (UNIT_WORKERS=0 runs them in this process, one after another).
+UNIT_WORKERS ?= 2
 unit: env
-	$(PY) -m pytest tests --ignore=tests/book --ignore=tests/other_machine -q
+	$(PY) -m pytest tests --ignore=tests/book --ignore=tests/other_machine -q $(if $(filter 0,$(UNIT_WORKERS)),,-n $(UNIT_WORKERS) --dist loadfile)
 
 # Everything: the unit tests, then the ci book (built only if its sources changed) and the checks on it: the
 # committed reference ledger within its measured tolerances, two-build identity on the reference's own machine,
