@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -69,3 +71,30 @@ def test_gemma_from_its_packaged_chunks_matches_hugging_face():
     assert enc["input_ids"][0, 0] == gemma.tokenizer.bos_token_id, "Gemma prepends BOS, as the paper's Llama does"
     with torch.no_grad():
         torch.testing.assert_close(gemma.bridge(enc["input_ids"]), gemma.bridge.original_model(**enc).logits)
+
+
+def test_float_copy_keeps_the_copy_a_racing_process_finished_first(tmp_path, monkeypatch):
+    """Two processes converting at once (test workers, shards): the one that renames second keeps the first's copy
+    instead of failing on a directory that is no longer empty, and leaves no staging folder behind."""
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("BOOK_OUTPUT_ROOT", str(tmp_path))
+    target = tmp_path / "cache" / "models" / "smollm2-135m-instruct"
+
+    class Saved(SimpleNamespace):
+        def save_pretrained(self, folder):
+            (Path(folder) / self.file).write_text("ours")
+
+    def other_process_wins():  # called after float_copy found no copy: the other process finishes meanwhile
+        target.mkdir(parents=True)
+        (target / "config.json").write_text("theirs")
+        return tmp_path / "model.gguf"
+
+    monkeypatch.setitem(models._GGUF_FILES, "smollm2-135m-instruct", other_process_wins)
+    monkeypatch.setattr(models, "AutoTokenizer", SimpleNamespace(from_pretrained=lambda *a, **k: Saved(
+        file="tokenizer.json")))
+    monkeypatch.setattr(models, "AutoModelForCausalLM", SimpleNamespace(from_pretrained=lambda *a, **k: Saved(
+        file="config.json", config=SimpleNamespace(quantization_config=1), hf_quantizer=1)))
+    assert models.float_copy("smollm2-135m-instruct") == target
+    assert (target / "config.json").read_text() == "theirs"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["smollm2-135m-instruct"]

@@ -176,7 +176,8 @@ _GGUF_FILES = {"smollm2-135m-instruct": bundled_gguf, "gemma3-270m": assembled_g
 
 
 def float_copy(name: str = "smollm2-135m-instruct") -> Path:
-    """A dequantised float32 copy of a packaged GGUF model under `cache/models/`, written once (atomically)."""
+    """A dequantised float32 copy of a packaged GGUF model under `cache/models/`, written once (atomically; when
+    processes race, e.g. test workers or shards, the first complete copy wins and the others are dropped)."""
     target = cache_dir("models") / name
     if (target / "config.json").is_file():
         return target
@@ -190,7 +191,11 @@ def float_copy(name: str = "smollm2-135m-instruct") -> Path:
     try:
         hf.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise  # not another process's finished copy: a real failure
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
