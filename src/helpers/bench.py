@@ -201,7 +201,8 @@ def bench_batching(model, prompts: Sequence[str], max_new_tokens: int, batch_siz
     from helpers import judge, steering
 
     texts = steering.chat_texts(model, prompts)
-    decoding = steering.Decoding(max_new_tokens=max_new_tokens)
+    # greedy: both runs write the same answers (up to padding's rounding), so items per second compare like work
+    decoding = steering.Decoding(max_new_tokens=max_new_tokens, do_sample=False)
     responses = steering.generate(model, texts, decoding, batch_size=batch_size)  # warm-up; the judged answers
     read: dict[int, np.ndarray] = {}
 

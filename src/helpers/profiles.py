@@ -90,8 +90,8 @@ class Profile:
 
     @property
     def workers(self) -> int:
-        """Single-threaded processes a step may run at once: the profile's threads, or every CPU of the machine."""
-        return self.threads or os.cpu_count() or 1
+        """Single-threaded processes a step may run at once: the profile's threads, or every CPU this process may use."""
+        return self.threads or len(os.sched_getaffinity(0))
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Profile)}

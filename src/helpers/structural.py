@@ -11,10 +11,10 @@ from sklearn.cluster import HDBSCAN
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, homogeneity_completeness_v_measure, normalized_mutual_info_score
 
+from helpers.activations import ActivationStore
 from helpers.checks import as_matrix, require_columns, require_rows
 from helpers.data import FOUNDATIONS
-from helpers.activations import ActivationStore
-from helpers.robustness import layer_activations, null_band
+from helpers.robustness import null_band, sweep_layers
 
 POLARITIES = ("virtue", "vice", "neutral")  # polarity3 label index = position here
 LABELINGS = ("polarity3", "mft5", "mft15")  # mft15 label = 3 * foundation index + polarity index
@@ -157,8 +157,7 @@ def sweep(store: ActivationStore, sample: pd.DataFrame, min_cluster_size: int, m
     """`structural_layer` at every layer of a cache (activations prepared as `variant` says), the layers' HDBSCAN
     runs `workers` at a time (`cluster_all`): the same results as one layer after another."""
     truth = labelings(sample)
-    reduced = [reduce_pca(as_matrix(layer_activations(store, sample, layer, variant), min_rows=2))
-               for layer in range(store.n_layers)]
+    reduced = sweep_layers(store, sample, lambda x, _: reduce_pca(x), variant)
     predicted = cluster_all([z for z, _ in reduced], min_cluster_size, min_samples, workers)
     return [_layer_result(labels, truth, n_components, n_perm, seed)
             for labels, (_, n_components) in zip(predicted, reduced, strict=True)]
