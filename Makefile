@@ -34,8 +34,13 @@ BOOK_SOURCES := $(wildcard $(shell git ls-files --cached --others --exclude-stan
 # Intel CPU, avx2 on an AMD one) and checks them against the tolerances `make reference` measured.
 OTHER_MACHINE := $(shell PYTHONPATH=src python3 -m helpers.machine 2>/dev/null || echo epyc)
 OTHER_MACHINE_CHAPTERS := 02-07
-# The emulated machine whose build `make reference` measures the spread of every reference number on.
+# The emulated machine whose build `make reference` measures the spread of every reference number on, and which of
+# its chapters to build again (empty: all; e.g. SPREAD_CHAPTERS=11-14 after a change to chapter 11: the changed
+# chapters and every chapter after them; the others keep the emulated builds of their sources already in the
+# reference, and `helpers.reference` refuses a ledger that is not of the current sources).
 SPREAD_MACHINE := avx2
+SPREAD_CHAPTERS ?=
+SPREAD_STAMP := _build/other-machine-$(SPREAD_MACHINE)-$(PROFILE)$(if $(SPREAD_CHAPTERS),-$(SPREAD_CHAPTERS))
 
 .PHONY: env unit test book other-machine bench reference notebooks release clean
 
@@ -81,9 +86,12 @@ other-machine: env _build/other-machine-$(OTHER_MACHINE)-ci-$(OTHER_MACHINE_CHAP
 _build/other-machine-$(OTHER_MACHINE)-ci-$(OTHER_MACHINE_CHAPTERS): $(VENV)/.installed $(BOOK_SOURCES)
 	$(PY) -m helpers.book --profile ci --emulate $(OTHER_MACHINE) --chapters $(OTHER_MACHINE_CHAPTERS)
 
-# Every chapter of $(PROFILE) on fresh caches under emulated machine $(SPREAD_MACHINE) (no HTML), for `make reference`.
-_build/other-machine-$(SPREAD_MACHINE)-%: $(VENV)/.installed $(BOOK_SOURCES)
-	$(PY) -m helpers.book --profile $* --emulate $(SPREAD_MACHINE)
+# The chapters $(SPREAD_CHAPTERS) (all) of $(PROFILE) under emulated machine $(SPREAD_MACHINE), on caches of their own
+# (no HTML), for `make reference` (the other-machine target already makes the one stamp both can name).
+ifneq ($(SPREAD_STAMP),_build/other-machine-$(OTHER_MACHINE)-ci-$(OTHER_MACHINE_CHAPTERS))
+$(SPREAD_STAMP): $(VENV)/.installed $(BOOK_SOURCES)
+	$(PY) -m helpers.book --profile $(PROFILE) --emulate $(SPREAD_MACHINE) $(if $(SPREAD_CHAPTERS),--chapters $(SPREAD_CHAPTERS))
+endif
 
 # Measure speed as ratios against baselines in one run (results/bench.json) and refresh the README table; the
 # per-chapter costs come from the last `make book` of $(PROFILE).
@@ -92,7 +100,7 @@ bench: env
 
 # The committed reference of $(PROFILE): its book built as is and again under emulated machine $(SPREAD_MACHINE)
 # (each only if its sources changed), both builds' numbers stored, the tolerances measured from their spread.
-reference: env _build/built-$(PROFILE) _build/other-machine-$(SPREAD_MACHINE)-$(PROFILE)
+reference: env _build/built-$(PROFILE) $(SPREAD_STAMP)
 	$(PY) -m helpers.reference --profile $(PROFILE) --emulation $(SPREAD_MACHINE)
 
 # Regenerate the paired .ipynb (outputs stripped) from the .py sources, and the learner notebooks (the exercise

@@ -153,3 +153,50 @@ def test_hide_injected_parameters_tags_only_papermills_cell(tmp_path) -> None:
     hide_injected_parameters(tmp_path / "page.ipynb")  # idempotent
     tags = [c["metadata"]["tags"] for c in json.loads((tmp_path / "page.ipynb").read_text())["cells"]]
     assert tags == [["parameters"], ["injected-parameters", "remove-cell"]]
+
+
+def test_a_ledger_is_recorded_as_of_its_sources_only_when_what_it_read_was_too(book: Path, monkeypatch, capsys):
+    """`book.execute` records each chapter's source digest beside its ledger; a chapter built from outputs of an
+    upstream chapter that are not of its current sources gets no record, and a chapter without a current record is
+    executed again even when its build digest did not change (`make reference SPREAD_CHAPTERS=…` relies on it)."""
+    import types
+
+    import papermill
+
+    from helpers import book as book_module
+
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n"
+                                   + "".join(f"- file: {c}\n" for c in CHAPTERS))
+    monkeypatch.setenv("BOOK_ROOT", str(book))
+    monkeypatch.delenv("BOOK_OUTPUT_ROOT", raising=False)
+    monkeypatch.setattr(book_module, "load_profile", lambda profile: types.SimpleNamespace(threads=2))
+    monkeypatch.setattr(book_module, "build_environment", lambda profile: ENV)
+    monkeypatch.setattr(book_module, "hide_injected_parameters", lambda target: None)
+    ran = []
+
+    def fake_execute(source, target, **kwargs):  # a chapter run: its executed copy and its ledger
+        ran.append(Path(source).stem[:2])
+        Path(target).write_text("{}")
+        (book / "results" / "ci").mkdir(parents=True, exist_ok=True)
+        (book / "results" / "ci" / f"{Path(source).stem}.json").write_text("{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    stage, results = book / "_build" / "stage", book / "results" / "ci"
+
+    def execute(span=None) -> list[str]:
+        ran.clear()
+        book_module.execute("ci", book, stage, span)
+        return list(ran)
+
+    assert execute() == ["01", "02", "05", "12"]
+    sources = graph.source_digests(book, "ci")
+    assert all(graph.of_sources(results, Path(c).name, sources[Path(c).name]) for c in CHAPTERS)
+    assert execute() == []
+    (book / "notebooks" / "01_moral_vectors.ipynb").write_text(notebook("from helpers import paths  # changed"))
+    assert execute("05") == ["05"]  # it read chapter 02's outputs, which are of 01's old sources
+    assert "05_structural read outputs of 01_moral_vectors, 02_activations" in capsys.readouterr().out
+    assert not graph.sources_file(results, "05_structural").exists()
+    assert execute("01-02") == ["01", "02"]
+    assert execute("05") == ["05"]  # its build digest is unchanged, its record missing: executed again
+    assert graph.of_sources(results, "05_structural", graph.source_digests(book, "ci")["05_structural"])
+    assert execute("05") == []

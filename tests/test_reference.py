@@ -135,12 +135,19 @@ def test_save_reference_keeps_every_build_without_timings_and_with_its_fingerpri
     _write(tmp_path / "results" / "ci", "02_x", {"chapter": "02_x", "metrics": {"a": 1, "train_seconds": 3.0},
                                                  "meta": {"seconds": 9, "machine": machine}})
     _write(tmp_path / "results" / "ci", "03_y", {"chapter": "03_y", "metrics": {"b": 1}, "meta": {"machine": machine}})
-    with pytest.raises(FileNotFoundError, match="--emulate avx2"):
+    with pytest.raises(FileNotFoundError, match="SPREAD_CHAPTERS=02-03"):
         reference.save_reference("ci")
+    assert not (tmp_path / "reference").exists()  # nothing half written
     emulated = {"cpu": "x", "dispatch": machine_env("avx2")}
-    for name, value in (("02_x", 2), ("03_y", 2)):
-        _write(reference.other_machine_dir() / "results" / "ci", name,
-               {"chapter": name, "metrics": {"a": value, "train_seconds": 5.0}, "meta": {"machine": emulated}})
+    elsewhere = reference.other_machine_dir() / "results" / "ci"
+
+    def emulated_build(name: str, value: float, sources: str) -> None:  # as helpers.book records it
+        _write(elsewhere, name, {"chapter": name, "metrics": {"a": value, "train_seconds": 5.0},
+                                 "meta": {"machine": emulated}})
+        graph.sources_file(elsewhere, name).write_text(sources)
+
+    emulated_build("02_x", 2, "d1")
+    emulated_build("03_y", 2, "d1")
     _write(tmp_path / "amd", "02_x", {"chapter": "02_x", "metrics": {"a": 3}, "meta": {"machine": {"cpu": "z"}}})
     first, second = reference.save_reference("ci", also={"a real EPYC": tmp_path / "amd"})
     assert json.loads(first.read_text()) == {
@@ -166,6 +173,9 @@ def test_save_reference_keeps_every_build_without_timings_and_with_its_fingerpri
     monkeypatch.setattr(graph, "source_digests", lambda root, profile: {"02_x": "d3", "03_y": "d1"})
     _write(tmp_path / "results" / "ci", "02_x", {"chapter": "02_x", "metrics": {"a": 9},
                                                  "meta": {"seconds": 9, "machine": machine}})
+    with pytest.raises(FileNotFoundError, match="for 02_x .*SPREAD_CHAPTERS=02-03"):
+        reference.save_reference("ci")  # the emulated ledger in its folder is of d1: stale, never taken
+    emulated_build("02_x", 2, "d3")
     reference.save_reference("ci")
     assert [o["label"] for o in json.loads(first.read_text())["other_machines"]] == ["emulated avx2"]
     # the reference build may be another folder's, with no emulated build beside it: the builds already in the
@@ -175,6 +185,38 @@ def test_save_reference_keeps_every_build_without_timings_and_with_its_fingerpri
     assert entry["metrics"] == {"a": 3} and entry["label"] == "z, native"
     assert [(o["label"], o["emulation"], o["metrics"]) for o in entry["other_machines"]] == [
         ("x, native", None, {"a": 9}), ("emulated avx2", "avx2", {"a": 2})]
+
+
+def test_an_emulated_build_of_some_chapters_replaces_only_those_of_the_current_sources(tmp_path, monkeypatch):
+    """`make reference SPREAD_CHAPTERS=03-03`: chapter 03 changed and was built again under emulation; 02 did not
+    change and keeps the emulated build already in the reference; without a build of 03's new sources nothing is
+    written and the message names the range to build."""
+    from helpers import graph
+    from helpers.machine import emulation_env as machine_env
+
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    digests = {"02_x": "d1", "03_y": "d1"}
+    monkeypatch.setattr(graph, "source_digests", lambda root, profile: dict(digests))
+    machine, emulated = {"cpu": "x"}, {"cpu": "x", "dispatch": machine_env("avx2")}
+    results, elsewhere = tmp_path / "results" / "ci", reference.other_machine_dir() / "results" / "ci"
+    for name in digests:
+        _write(results, name, {"chapter": name, "metrics": {"a": 1}, "meta": {"machine": machine}})
+        _write(elsewhere, name, {"chapter": name, "metrics": {"a": 2}, "meta": {"machine": emulated}})
+        graph.sources_file(elsewhere, name).write_text("d1")
+    first, second = reference.save_reference("ci")
+    before = first.read_text()
+    digests["03_y"] = "d2"  # chapter 03 changes, its numbers far beyond the measured drift
+    _write(results, "03_y", {"chapter": "03_y", "metrics": {"a": 50}, "meta": {"machine": machine}})
+    with pytest.raises(FileNotFoundError, match=r"for 03_y .*SPREAD_CHAPTERS=03-03"):
+        reference.save_reference("ci")
+    (elsewhere / "02_x.json").unlink()  # a build of chapter 03 alone: no ledger of 02 in its folder
+    _write(elsewhere, "03_y", {"chapter": "03_y", "metrics": {"a": 51}, "meta": {"machine": emulated}})
+    graph.sources_file(elsewhere, "03_y").write_text("d2")
+    reference.save_reference("ci")
+    assert first.read_text() == before  # 02 keeps its emulated build of its unchanged sources
+    rebuilt = json.loads(second.read_text())
+    assert rebuilt["sources"] == "d2" and [(o["label"], o["metrics"]) for o in rebuilt["other_machines"]] == [
+        ("emulated avx2", {"a": 51})]
 
 
 def _entry(metrics: dict, *others: dict) -> dict:

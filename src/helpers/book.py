@@ -167,14 +167,21 @@ def execute(profile: str, root: Path, stage: Path, span: str | None = None) -> l
     os.environ.update(machine.thread_env(load_profile(profile).threads))  # inherited by every kernel
     pages = select(chapters(root), span) + (exercises(root) if span is None else [])
     wanted = graph.digests(root, pages, profile, build_environment(profile))
-    stale = graph.to_execute(stage, results_dir(profile), wanted)
+    sources, results = graph.source_digests(root, profile), results_dir(profile)
+    # also stale: a chapter whose ledger is not recorded as of its current sources (a build of other chapters only
+    # may leave one whose build digest did not change although a chapter it reads did)
+    outdated = set(graph.to_execute(stage, results, wanted))
+    stale = [page for page in wanted if page in outdated or (
+        Path(page).name in sources and not graph.of_sources(results, Path(page).name, sources[Path(page).name]))]
     print(f"[book] {len(stale)} of {len(wanted)} pages to execute; up to date: "
           f"{', '.join(Path(c).name[:2] for c in wanted if c not in stale) or 'none'}", flush=True)
     timings = []
     for chapter in stale:
         source, target = root / f"{chapter}.ipynb", stage / f"{chapter}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
-        graph.stamp_file(stage, chapter).unlink(missing_ok=True)  # a failed execution leaves no stamp behind
+        name = Path(chapter).name
+        for stamp in (graph.stamp_file(stage, chapter), graph.sources_file(results, name)):
+            stamp.unlink(missing_ok=True)  # a failed execution leaves no stamp behind
         start = time.perf_counter()
         print(f"[book] executing {chapter} (profile={profile})", flush=True)
         with open(stage / f"{chapter}.log", "w") as log:
@@ -183,6 +190,13 @@ def execute(profile: str, root: Path, stage: Path, span: str | None = None) -> l
                                        stdout_file=log, stderr_file=log)
         hide_injected_parameters(target)  # once per execution, before the stamp says the copy is done
         graph.stamp_file(stage, chapter).write_text(wanted[chapter])
+        behind = [u for u in graph.upstream(name)  # built here before, from other sources: stale outputs read
+                  if (results / f"{u}.json").is_file() and not graph.of_sources(results, u, sources.get(u))]
+        if name in sources and not behind:  # its ledger is of these sources only if what it read was too
+            graph.sources_file(results, name).write_text(sources[name])
+        elif behind:
+            print(f"[book] {name} read outputs of {', '.join(behind)} that are not of their current sources: its "
+                  "ledger is not recorded as of its sources (build those chapters too)", flush=True)
         timings.append((chapter, time.perf_counter() - start))
         print(f"[book] {chapter} done in {timings[-1][1]:.0f} s", flush=True)
     return timings

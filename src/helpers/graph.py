@@ -148,6 +148,31 @@ def stamp_file(stage: Path, chapter: str) -> Path:
     return stage / f"{chapter}.digest"
 
 
+def sources_file(results: Path, chapter: str) -> Path:
+    """Where a build records the source digest (`source_digests`) its ledger of `chapter` (a stem) was computed
+    from: beside the ledger, in the profile's `results/<profile>/`."""
+    return results / f"{chapter}.sources"
+
+
+def of_sources(results: Path, chapter: str, digest: str | None) -> bool:
+    """Whether `results` (a build's `results/<profile>/`) holds a ledger of `chapter` that its build recorded as
+    computed from source digest `digest` (a ledger without a record, or with another, is not)."""
+    record = sources_file(results, chapter)
+    return (results / f"{chapter}.json").is_file() and record.is_file() and record.read_text() == digest
+
+
+def upstream(chapter: str) -> list[str]:
+    """Every chapter `chapter` reads, directly or through the chapters it reads (stems, build order)."""
+    found: set[str] = set()
+    todo = list(READS.get(chapter, ()))
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += READS.get(name, ())
+    return [name for name in READS if name in found]
+
+
 def to_execute(stage: Path, results: Path, wanted: Mapping[str, str]) -> list[str]:
     """The pages whose last successful execution had another digest, or whose executed copy or ledger (chapters
     only; `results`: the profile's ledger folder) is missing, in build order."""

@@ -246,7 +246,9 @@ def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[s
                    build: Path | None = None) -> list[Path]:
     """Write the reference of `profile` from the ledgers of its reference build (`build`, a `results/<profile>/`
     folder; default: this checkout's last `make book`), the last build under emulated machine `emulation` (None:
-    none) and the builds in `also` (label → a `results/<profile>/` folder of these same sources built on another
+    none; it may hold some chapters only: a chapter it holds no ledger of the current sources for keeps the
+    emulated build of these sources already in the reference, and where there is none nothing is written) and the
+    builds in `also` (label → a `results/<profile>/` folder of these same sources built on another
     machine, for the chapters it holds): every build's comparable metrics and machine fingerprint, one file per
     chapter, with the chapter's source digest (`graph.source_digests`). Every build already in the reference,
     its reference build included, is kept as another machine's where it was made from the same source digest and
@@ -260,16 +262,18 @@ def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[s
     sources = graph.source_digests(project_root(), profile)
     folders = {**({f"emulated {emulation}": other_machine_dir(emulation) / "results" / profile} if emulation else {}),
                **(also or {})}
-    for path in sorted((build or results_dir(profile)).glob("*.json")):
+    paths = sorted((build or results_dir(profile)).glob("*.json"))
+    entries, missing = [], []
+    for path in paths:
         entry = json.loads(path.read_text())
-        if emulation and not (folders[f"emulated {emulation}"] / path.name).is_file():
-            raise FileNotFoundError(f"{folders[f'emulated {emulation}'] / path.name}: the build under emulated "
-                                    f"machine {emulation} has no ledger for {entry['chapter']}; run `python -m "
-                                    f"helpers.book --profile {profile} --emulate {emulation}` first")
         digest = sources.get(path.stem)
         others = []
         for label, folder in folders.items():
-            if (folder / path.name).is_file():
+            # a helpers.book build recorded which sources each ledger is of (`graph.sources_file`): a ledger of
+            # other sources is stale; a folder copied from another machine may predate the records: taken as given
+            recorded = graph.sources_file(folder, path.stem).is_file()
+            if graph.of_sources(folder, path.stem, digest) or (
+                    label in (also or {}) and not recorded and (folder / path.name).is_file()):
                 other = json.loads((folder / path.name).read_text())
                 fingerprint = other["meta"].get("machine")
                 others.append({"label": label, "emulation": emulation_of(fingerprint), "machine": fingerprint,
@@ -278,7 +282,7 @@ def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[s
         previous = read_reference(path.stem, profile) or {}
         earlier = [{"label": machine_label(previous.get("machine")), "emulation": None,
                     **{k: previous.get(k) for k in ("machine", "sources", "metrics")}}] if previous else []
-        taken = {*folders, machine_label(fingerprint)}
+        taken = {o["label"] for o in others} | {machine_label(fingerprint)}  # a build without it leaves the earlier
         metrics = comparable_metrics(entry)
         # new sources whose numbers, on the previous reference build's own machine, stay within the tolerances its
         # other builds measured compute what those builds computed, at the precision the book tests: carried over
@@ -288,11 +292,18 @@ def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[s
         kept = [{**o, "sources": digest} for o in earlier + previous.get("other_machines", [])
                 if digest is not None and o["label"] not in taken
                 and (o.get("sources") == digest or (same and o.get("sources") == previous.get("sources")))]
-        target = reference_dir(profile) / path.name
-        atomic_write_text(target, json.dumps({"chapter": entry["chapter"], "label": machine_label(fingerprint),
-                                              "machine": fingerprint, "sources": digest,
-                                              "metrics": metrics, "other_machines": others + kept},
-                                             indent=1) + "\n")
+        if emulation and f"emulated {emulation}" not in {o["label"] for o in others + kept}:
+            missing.append(path.stem)
+        entries.append((reference_dir(profile) / path.name,
+                        {"chapter": entry["chapter"], "label": machine_label(fingerprint), "machine": fingerprint,
+                         "sources": digest, "metrics": metrics, "other_machines": others + kept}))
+    if missing:  # checked before anything is written: a reference is never half rewritten
+        raise FileNotFoundError(
+            f"no build of the current sources under emulated machine {emulation} for {', '.join(missing)} (none "
+            f"in its folder, none the reference can carry over); run `make reference SPREAD_CHAPTERS="
+            f"{missing[0][:2]}-{paths[-1].stem[:2]}` (the changed chapters and every chapter after them) first")
+    for target, content in entries:
+        atomic_write_text(target, json.dumps(content, indent=1) + "\n")
         written.append(target)
     if not written:
         raise FileNotFoundError(f"{build or results_dir(profile)}: no ledger to take as reference; run `make book` "
