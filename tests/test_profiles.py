@@ -70,3 +70,13 @@ FLAMES_SHA256 = "f53400dcbb8795fb262993bda0615afdc77de1c4685e7c94d2df2a3cd47613f
 def test_official_flames_source_is_the_root_file_with_its_checksum_pinned(name):
     profile = load_profile(name)
     assert (profile.flames_source, profile.flames_sha256) == (FLAMES_ROOT, FLAMES_SHA256)
+
+
+def test_workers_are_the_profiles_threads_or_the_cpus_this_process_may_use():
+    import dataclasses
+
+    from joblib import cpu_count
+
+    ci = load_profile("ci")
+    assert ci.workers == ci.threads == 2
+    assert dataclasses.replace(ci, threads=None).workers == cpu_count() >= 1

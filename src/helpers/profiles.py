@@ -91,7 +91,9 @@ class Profile:
     @property
     def workers(self) -> int:
         """Single-threaded processes a step may run at once: the profile's threads, or every CPU this process may use."""
-        return self.threads or len(os.sched_getaffinity(0))
+        from joblib import cpu_count  # noqa: PLC0415  (affinity and container limits, on every platform)
+
+        return self.threads or cpu_count()
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
