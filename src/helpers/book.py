@@ -168,11 +168,7 @@ def execute(profile: str, root: Path, stage: Path, span: str | None = None) -> l
     pages = select(chapters(root), span) + (exercises(root) if span is None else [])
     wanted = graph.digests(root, pages, profile, build_environment(profile))
     sources, results = graph.source_digests(root, profile), results_dir(profile)
-    # also stale: a chapter whose ledger is not recorded as of its current sources (a build of other chapters only
-    # may leave one whose build digest did not change although a chapter it reads did)
-    outdated = set(graph.to_execute(stage, results, wanted))
-    stale = [page for page in wanted if page in outdated or (
-        Path(page).name in sources and not graph.of_sources(results, Path(page).name, sources[Path(page).name]))]
+    stale = graph.to_execute(stage, results, wanted, sources)
     print(f"[book] {len(stale)} of {len(wanted)} pages to execute; up to date: "
           f"{', '.join(Path(c).name[:2] for c in wanted if c not in stale) or 'none'}", flush=True)
     timings = []

@@ -173,10 +173,16 @@ def upstream(chapter: str) -> list[str]:
     return [name for name in READS if name in found]
 
 
-def to_execute(stage: Path, results: Path, wanted: Mapping[str, str]) -> list[str]:
+def to_execute(stage: Path, results: Path, wanted: Mapping[str, str],
+               sources: Mapping[str, str] | None = None) -> list[str]:
     """The pages whose last successful execution had another digest, or whose executed copy or ledger (chapters
-    only; `results`: the profile's ledger folder) is missing, in build order."""
+    only; `results`: the profile's ledger folder) is missing, or (given the chapters' `sources`) whose ledger is
+    not recorded as of its current sources (`of_sources`: a build of other chapters only may leave one whose build
+    digest did not change although a chapter it reads did), in build order."""
+    sources = sources or {}
     return [chapter for chapter, digest in wanted.items()
             if not (stamp_file(stage, chapter).is_file() and stamp_file(stage, chapter).read_text() == digest
                     and (stage / f"{chapter}.ipynb").is_file()
-                    and (is_exercise(chapter) or (results / f"{Path(chapter).name}.json").is_file()))]
+                    and (is_exercise(chapter) or (results / f"{Path(chapter).name}.json").is_file()))
+            or (Path(chapter).name in sources
+                and not of_sources(results, Path(chapter).name, sources[Path(chapter).name]))]

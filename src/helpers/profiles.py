@@ -90,7 +90,8 @@ class Profile:
 
     @property
     def workers(self) -> int:
-        """Single-threaded processes a step may run at once: the profile's threads, or every CPU this process may use."""
+        """Single-threaded processes a step may run at once: the profile's threads, or every CPU this process may
+        use."""
         from joblib import cpu_count  # noqa: PLC0415  (affinity and container limits, on every platform)
 
         return self.threads or cpu_count()
