@@ -30,8 +30,9 @@ BOOK_SOURCES := $(wildcard $(shell git ls-files --cached --others --exclude-stan
 	reference _config.yml _toc.yml 2>/dev/null || find notebooks src params book _static reference _config.yml _toc.yml \
 	-type f -not -path '*/__pycache__/*'))
 
-# `make test` also runs these chapters on another, emulated machine (helpers.machine.check_emulation: epyc on an
-# Intel CPU, avx2 on an AMD one) and checks them against the tolerances `make reference` measured.
+# `make test` also runs these chapters on another, emulated machine (helpers.machine.check_emulation: scalar ATen
+# kernels on a CPU without AVX-512, else epyc on an Intel CPU, avx2 on an AMD one) and checks them against the
+# tolerances `make reference` measured.
 OTHER_MACHINE := $(shell PYTHONPATH=src python3 -m helpers.machine 2>/dev/null || echo epyc)
 OTHER_MACHINE_CHAPTERS := 02-07
 # The emulated machine whose build `make reference` measures the spread of every reference number on, and which of
@@ -42,7 +43,7 @@ SPREAD_MACHINE := avx2
 SPREAD_CHAPTERS ?=
 SPREAD_STAMP := _build/other-machine-$(SPREAD_MACHINE)-$(PROFILE)$(if $(SPREAD_CHAPTERS),-$(SPREAD_CHAPTERS))
 
-.PHONY: env unit test book other-machine bench reference notebooks release clean
+.PHONY: env unit test book other-machine smoke bench reference notebooks release clean
 
 env: $(VENV)/.installed
 
@@ -66,10 +67,11 @@ unit: env
 # Everything: the unit tests, then the ci book (built only if its sources changed) and the checks on it: the
 # committed reference ledger within its measured tolerances, two-build identity on the reference's own machine,
 # the network guard of every kernel, figures, internal links; then the diagnosis chapters on an emulated other
-# machine, within the same tolerances.
+# machine, within the same tolerances; then every chapter on the colab code path at toy size (`make smoke`).
 test: unit
 	$(MAKE) --no-print-directory book PROFILE=ci
 	$(MAKE) --no-print-directory other-machine
+	$(MAKE) --no-print-directory smoke
 
 # Execute every chapter with papermill (profile $(PROFILE)), render the executed copies, then check the HTML.
 book: env _build/built-$(PROFILE)
@@ -92,6 +94,12 @@ ifneq ($(SPREAD_STAMP),_build/other-machine-$(OTHER_MACHINE)-ci-$(OTHER_MACHINE_
 $(SPREAD_STAMP): $(VENV)/.installed $(BOOK_SOURCES)
 	$(PY) -m helpers.book --profile $(PROFILE) --emulate $(SPREAD_MACHINE) $(if $(SPREAD_CHAPTERS),--chapters $(SPREAD_CHAPTERS))
 endif
+
+# The colab code path at toy size: every chapter with the colab-smoke profile (helpers.smoke: tiny random Qwen3
+# stand-ins loaded through a hub cache, the colab URLs served from local copies), offline, its own caches and ledgers
+# in _build/smoke/ (a chapter whose inputs did not change since its last run there is not run again).
+smoke: env
+	$(PY) -m helpers.smoke
 
 # Measure speed as ratios against baselines in one run (results/bench.json) and refresh the README table; the
 # per-chapter costs come from the last `make book` of $(PROFILE).

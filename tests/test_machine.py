@@ -21,9 +21,13 @@ def _fingerprint_under(env: dict[str, str]) -> dict:
 
 def test_an_emulated_machine_changes_the_dispatch_and_the_fingerprint_says_so():
     here = _fingerprint_under({})
-    there = _fingerprint_under(machine.emulation_env("avx2"))
-    assert there["torch_capability"] == "AVX2" and there["dispatch"] == machine.EMULATIONS["avx2"]
-    assert "torch_capability" in " ".join(machine.fingerprint_differences(here, there))
+    emulation = machine.check_emulation()  # one that differs from this CPU's own dispatch
+    there = _fingerprint_under(machine.emulation_env(emulation))
+    assert there["dispatch"] == machine.EMULATIONS[emulation]
+    expected = {"avx2": "AVX2", "scalar": "DEFAULT", "epyc": here["torch_capability"]}[emulation]
+    assert there["torch_capability"] == expected
+    differences = " ".join(machine.fingerprint_differences(here, there))
+    assert "dispatch" in differences and ("torch_capability" in differences) == (expected != here["torch_capability"])
     assert machine.fingerprint_differences(here, dict(here)) == []
     assert machine.fingerprint_differences(here, None) == ["no machine fingerprint recorded for the reference"]
 
@@ -36,10 +40,14 @@ def test_an_emulated_machine_rounds_float32_differently():
     runs = {name: subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
                                  text=True, check=True).stdout
             for name, env in (("native", {}), *((n, machine.emulation_env(n)) for n in machine.EMULATIONS))}
-    assert runs["avx2"] != runs["native"], runs
-    if machine.check_emulation() == "avx2":  # MKL already takes its AVX2 paths here: `epyc` is this machine
+    assert runs[machine.check_emulation()] != runs["native"], runs  # the check's machine rounds differently
+    assert runs["scalar"] != runs["native"], runs  # scalar ATen kernels round differently on every CPU
+    if machine.check_emulation() == "scalar":  # no AVX-512: ATen's AVX2 kernels and MKL's AVX2 paths are native
+        assert runs["avx2"] == runs["epyc"] == runs["native"], runs
+    elif machine.check_emulation() == "avx2":  # MKL already takes its AVX2 paths here: `epyc` is this machine
         assert runs["epyc"] == runs["native"], runs
-    else:  # three machines, three roundings of the same layer
+        assert runs["avx2"] != runs["native"], runs
+    else:  # an Intel CPU with AVX-512: four roundings of the same layer
         assert len(set(runs.values())) == len(runs), runs
 
 
@@ -78,5 +86,8 @@ def test_a_run_elsewhere_keeps_its_caches_and_ledgers_apart(tmp_path, monkeypatc
 
 
 def test_the_check_runs_on_a_dispatch_that_differs_from_the_machine_it_runs_on():
-    assert machine.check_emulation("Intel(R) Xeon(R) Processor") == "epyc"  # an AMD EPYC's rounding
-    assert machine.check_emulation("AMD EPYC 9R14") == "avx2"  # there `epyc` is the native dispatch
+    avx512 = {"avx2", "avx512f", "avx512bw"}
+    assert machine.check_emulation("Intel(R) Xeon(R) Processor", avx512) == "epyc"  # an AMD EPYC's rounding
+    assert machine.check_emulation("AMD EPYC 9R14", avx512) == "avx2"  # there `epyc` is the native dispatch
+    assert machine.check_emulation("AMD EPYC", {"avx", "avx2", "fma"}) == "scalar"  # there avx2 is native too
+    assert machine.check_emulation("Intel(R) Core(TM) i7", {"avx2"}) == "scalar"

@@ -85,11 +85,13 @@ _LLAMA4_SCOUT = Shape(48, 5120, 8192, 202_048, 40, 8, 128, False, experts=17, ac
 _GPT_OSS_20B = Shape(24, 2880, 2880, 201_088, 64, 8, 64, False, experts=32, active=4)
 _GPT_OSS_120B = Shape(36, 2880, 2880, 201_088, 64, 8, 64, False, experts=128, active=4)
 SMOLLM2_135M = Shape(30, 576, 1536, 49_152, 9, 3, 64, True)
+_QWEN3_TINY = Shape(4, 64, 128, 2048, 4, 2, 16, True)  # helpers.smoke's random stand-ins (colab-smoke)
 # The one table of model shapes (every `helpers.models` registry name; the ci ones read from their config.json).
 SHAPES: dict[str, Shape] = {
     "smollm2-135m-instruct": SMOLLM2_135M, "smollm2-135m-random-init": SMOLLM2_135M,
     "gemma3-270m": Shape(18, 640, 2048, 262_144, 4, 1, 256, True),
     "qwen3-0.6b-base": _QWEN3_06B, "qwen3-0.6b": _QWEN3_06B, "qwen3guard-gen-0.6b": _QWEN3_06B,
+    "qwen3-tiny-base": _QWEN3_TINY, "qwen3-tiny": _QWEN3_TINY, "qwen3guard-tiny": _QWEN3_TINY,
     "qwen3-4b-base": _QWEN3_4B, "qwen3-4b": _QWEN3_4B, "qwen3guard-gen-4b": _QWEN3_4B,
     "qwen3-8b-base": _QWEN3_8B, "qwen3-8b": _QWEN3_8B, "qwen3guard-gen-8b": _QWEN3_8B,
     "qwen3-14b-base": _QWEN3_14B, "qwen3-14b": _QWEN3_14B,

@@ -26,6 +26,10 @@ EMULATIONS: dict[str, dict[str, str]] = {
     # that the measured tolerances hold. (SSE4.1-era dispatch everywhere, ATEN_CPU_CAPABILITY=default with
     # MKL_CBWR=COMPATIBLE, would be another, but runs chapter 02 five to eight times slower.)
     "epyc": {"MKL_CBWR": "AVX2"},
+    # ATen's scalar kernels instead of its vectorised ones (matrix products unchanged): another rounding of every
+    # elementwise op, softmax and norm, for a CPU without AVX-512, where `avx2` and `epyc` are the native dispatch.
+    # Chapter 02 runs about as fast as native.
+    "scalar": {"ATEN_CPU_CAPABILITY": "default"},
 }
 # Vendors whose CPUs MKL already runs on its AVX2 paths: there `epyc` is the native dispatch, not another machine.
 MKL_AVX2_VENDORS = ("AMD",)
@@ -61,10 +65,23 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def check_emulation(cpu: str | None = None) -> str:
-    """The emulated machine `make test` checks the diagnosis chapters on: `epyc` (an AMD EPYC's rounding) on an
-    Intel CPU; `avx2` on a CPU where `epyc` would be the native dispatch itself."""
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def check_emulation(cpu: str | None = None, flags: set[str] | None = None) -> str:
+    """The emulated machine `make test` checks the diagnosis chapters on, one whose dispatch differs from this
+    CPU's own: `scalar` on a CPU without AVX-512 (there `avx2` and `epyc` are the native dispatch); else `epyc` (an
+    AMD EPYC's rounding) on an Intel CPU and `avx2` on an AMD one (where `epyc` is the native dispatch)."""
     cpu = _cpu_model() if cpu is None else cpu
+    if "avx512f" not in (_cpu_flags() if flags is None else flags):
+        return "scalar"
     return "avx2" if any(vendor in cpu for vendor in MKL_AVX2_VENDORS) else "epyc"
 
 

@@ -73,6 +73,10 @@ REGISTRY: dict[str, ModelSpec] = {
         _hub("gpt-oss-120b", "openai/gpt-oss-120b", "Instruct", "gpt-oss", "117B"),
         _hub("gpt-oss-safeguard-20b", "openai/gpt-oss-safeguard-20b", "Guard", "gpt-oss", "21B"),
         _hub("gpt-oss-safeguard-120b", "openai/gpt-oss-safeguard-120b", "Guard", "gpt-oss", "117B"),
+        # the colab-smoke profile's tiny random stand-ins for the Qwen3 triple (helpers.smoke writes them)
+        _hub("qwen3-tiny-base", "book-smoke/Qwen3-tiny-Base", "Base", "Qwen3", "0.28M"),
+        _hub("qwen3-tiny", "book-smoke/Qwen3-tiny", "Instruct", "Qwen3", "0.28M"),
+        _hub("qwen3guard-tiny", "book-smoke/Qwen3Guard-tiny", "Guard", "Qwen3Guard", "0.28M"),
     )
 }
 

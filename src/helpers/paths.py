@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,22 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def mirror_copy(mirror: str | os.PathLike[str], url: str) -> Path:
+    """Where a mirror folder keeps its copy of an http(s) URL: `<mirror>/<host>/<path>`."""
+    parts = urllib.parse.urlsplit(url)
+    return Path(mirror) / parts.netloc / parts.path.lstrip("/")
+
+
+def mirrored(url: str) -> str:
+    """`url`, or the file:// URL of its copy in the folder $BOOK_MIRROR where one exists: a run can ask for the real
+    URLs and be served local copies (the colab-smoke profile; a machine with no internet)."""
+    mirror = os.environ.get("BOOK_MIRROR")
+    if not mirror or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        return url
+    copy = mirror_copy(mirror, url)
+    return copy.resolve().as_uri() if copy.is_file() else url
+
+
 def download_verified(url: str, target: str | os.PathLike[str], sha256: str | None = None) -> Path:
     """Fetch `url` (http(s) or file://) to `target` once, atomically, and check its SHA-256.
 
@@ -92,6 +109,7 @@ def download_verified(url: str, target: str | os.PathLike[str], sha256: str | No
     """
     target = Path(target)
     recorded = target.with_name(target.name + ".sha256")
+    url = mirrored(url)
     if not target.exists():
         try:
             with atomic_path(target) as tmp, urllib.request.urlopen(url, timeout=60) as response:

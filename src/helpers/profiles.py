@@ -12,7 +12,7 @@ import yaml
 from helpers import netguard
 from helpers.paths import project_root
 
-PROFILES = ("ci", "colab", "paper")
+PROFILES = ("ci", "colab", "paper", "colab-smoke")
 
 
 @dataclasses.dataclass(frozen=True)
