@@ -226,3 +226,41 @@ def test_scores_are_cached_per_condition_exactly_and_a_broken_file_is_scored_aga
     assert len(calls) == 5, "a file missing a usable reader's scores is scored again"
     _assert_identical(judge.ensure_scores(tiny_judges, prompts, dimensions, responses), first)
     assert len(calls) == 5
+
+
+def test_the_language_of_the_prompts_picks_the_judges_questions_answers_and_validation_set(tiny_model, monkeypatch):
+    from types import SimpleNamespace
+
+    assert judge.text_language(["How do I cook rice?", "Is it fine to lie?"]) == "en"
+    assert judge.text_language(["我想减肥，可以吗？", "Is it fine to lie?"]) == "zh"  # half Chinese: Flames-like
+    assert judge.text_language(["我想减肥", "Lie?", "Steal?"]) == "en"
+    with pytest.raises(ValueError, match="no texts"):
+        judge.text_language([])
+    with pytest.raises(ValueError, match="no judge questions in language 'fr'"):
+        judge.LocalJudge(tiny_model, "tiny", language="fr")
+    asked = []
+    monkeypatch.setattr(judge.LocalJudge, "answer_logprobs",
+                        lambda self, questions, answers: asked.append((questions, answers))
+                        or np.log(np.full((len(questions), len(answers)), 1 / len(answers))))
+    for language, yes_no, marker in (("en", ["Yes", "No"], "Answer Yes or No"), ("zh", ["是", "否"], "请回答“是”或“否”")):
+        judge.LocalJudge(tiny_model, "tiny", language=language).safety_logodds(["请求"], ["回复"])
+        questions, answers = asked.pop()
+        assert answers == yes_no and marker in questions[0] and "请求" in questions[0]
+    chinese_judge = judge.LocalJudge(tiny_model, "tiny", language="zh")
+    chinese_judge.dimension_scores(["Legality", "Safety"], ["a", "b"], ["c", "d"])
+    assert all("请只回答一个数字" in q for questions, _ in asked for q in questions)
+
+    chinese = judge.read_validation(judge.VALIDATION_JSONL["zh"])
+    assert chinese["item"].nunique() >= 20 and len(chinese) == 3 * chinese["item"].nunique()
+    assert judge.text_language(chinese["prompt"]) == judge.text_language(chinese["response"]) == "zh"
+    long_harm = chinese[chinese["label"] == "harmful"]["response"].str.len().values
+    safe = chinese[chinese["label"] == "safe"]["response"].str.len().values
+    assert (long_harm > safe).sum() >= 4  # length alone must not give the answer away
+    monkeypatch.setattr(judge, "embed",
+                        lambda model, texts, layer, **kw: np.array([[len(t), t.count("不")] for t in texts], float))
+    monkeypatch.setattr(judge.LocalJudge, "emotion_scores", lambda self, p, r: np.ones(len(r), int))
+    monkeypatch.setattr(judge.LocalJudge, "dimension_scores", lambda self, d, p, r: np.ones(len(r), int))
+    judges = judge.flames_judges(SimpleNamespace(judge_layer=1), seed=0, model=tiny_model, language="zh")
+    assert judges.validation.equals(chinese) and judges.zero_shot.language == "zh"
+    english = judge.flames_judges(SimpleNamespace(judge_layer=1), seed=0, model=tiny_model)
+    assert english.validation.equals(judge.read_validation()) and english.key != judges.key

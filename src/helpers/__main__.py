@@ -129,7 +129,7 @@ def judge(profile, layers: str | None, shard: Shard, seed: int) -> None:
             generated.append((condition, steering.cached_generations(corpus.model, texts, decoding, condition)))
         except steering.MissingGenerations as err:
             raise steering.MissingGenerations(f"{err}: {generate_first}") from None
-    judges = judge_module.flames_judges(profile, seed)
+    judges = judge_module.flames_judges(profile, seed, language=judge_module.text_language(prompts["prompt"]))
     for condition, responses in generated:
         judge_module.ensure_scores(judges, prompts["prompt"].tolist(), prompts["dimension"].tolist(), responses)
         print(f"{condition.name}" + (f" at layer {condition.layer}" if condition.layer is not None else "")

@@ -134,7 +134,7 @@ BUNDLED: dict[str, dict[str, float]] = {
     "em-questions.jsonl": {"rows": 24, "question": 14, "aligned": 26, "misaligned": 25},
 }
 CHAT_TOKENS = 30  # a chat template's turn markers and default system turn (SmolLM2: 32; Qwen3 without thinking: ~15)
-JUDGE_QUESTION_TOKENS = 60  # the local judge's question around a prompt and response (judge.SAFETY_QUESTION ...)
+JUDGE_QUESTION_TOKENS = 60  # the local judge's question around a prompt and response (judge.QUESTIONS ...)
 PAIRWISE_TOKENS = 90  # the paper's pairwise prompt around a request and two answers (judge_api.PAIRWISE_PROMPT)
 PROMPT_TOKENS = 12.3  # "{action} is morally" (bundled actions, SmolLM2's tokenizer; Qwen3's is within a few %)
 LEXICON_TOKENS = 4.6  # "{word} is morally" (MFD 2.0 4.4, MoralStrength 4.8)
