@@ -91,3 +91,18 @@ def test_the_check_runs_on_a_dispatch_that_differs_from_the_machine_it_runs_on()
     assert machine.check_emulation("AMD EPYC 9R14", avx512) == "avx2"  # there `epyc` is the native dispatch
     assert machine.check_emulation("AMD EPYC", {"avx", "avx2", "fma"}) == "scalar"  # there avx2 is native too
     assert machine.check_emulation("Intel(R) Core(TM) i7", {"avx2"}) == "scalar"
+    assert [machine.is_native(e, "AMD EPYC", {"avx2"}) for e in ("avx2", "epyc", "scalar")] == [True, True, False]
+    assert [machine.is_native(e, "AMD EPYC", avx512) for e in ("avx2", "epyc", "scalar")] == [False, True, False]
+    assert [machine.is_native(e, "Intel Xeon", avx512) for e in ("avx2", "epyc", "scalar")] == [False, False, False]
+    with pytest.raises(ValueError, match="unknown emulated machine 'arm'"):
+        machine.is_native("arm")
+
+
+def test_make_reference_refuses_an_emulation_that_is_this_cpus_own_dispatch(monkeypatch):
+    from helpers import reference
+
+    monkeypatch.setattr(reference, "is_native", lambda emulation: emulation == "avx2")
+    monkeypatch.setattr(sys, "argv", ["reference", "--emulation", "avx2"])
+    monkeypatch.setattr(reference, "save_reference", lambda *a: pytest.fail("nothing may be written"))
+    with pytest.raises(SystemExit):
+        reference.main()

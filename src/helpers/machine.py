@@ -75,14 +75,23 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+def is_native(emulation: str, cpu: str | None = None, flags: set[str] | None = None) -> bool:
+    """Whether an emulated machine's dispatch is the one this CPU (model `cpu`, feature `flags`; default: this
+    machine's) takes anyway, so that a build under it rounds exactly as a native build: `avx2` without AVX-512
+    (ATen's AVX2 kernels are native there), `epyc` without AVX-512 or on an AMD CPU (MKL takes its AVX2 paths
+    there); `scalar` never."""
+    machine_flags = _cpu_flags() if flags is None else flags
+    amd = any(vendor in (_cpu_model() if cpu is None else cpu) for vendor in MKL_AVX2_VENDORS)
+    if emulation not in EMULATIONS:
+        raise ValueError(f"unknown emulated machine {emulation!r}; known: {', '.join(EMULATIONS)}")
+    avx512 = "avx512f" in machine_flags
+    return {"avx2": not avx512, "epyc": amd or not avx512, "scalar": False}[emulation]
+
+
 def check_emulation(cpu: str | None = None, flags: set[str] | None = None) -> str:
-    """The emulated machine `make test` checks the diagnosis chapters on, one whose dispatch differs from this
-    CPU's own: `scalar` on a CPU without AVX-512 (there `avx2` and `epyc` are the native dispatch); else `epyc` (an
-    AMD EPYC's rounding) on an Intel CPU and `avx2` on an AMD one (where `epyc` is the native dispatch)."""
-    cpu = _cpu_model() if cpu is None else cpu
-    if "avx512f" not in (_cpu_flags() if flags is None else flags):
-        return "scalar"
-    return "avx2" if any(vendor in cpu for vendor in MKL_AVX2_VENDORS) else "epyc"
+    """The emulated machine `make test` checks the diagnosis chapters on: the first of `epyc` (an AMD EPYC's
+    rounding), `avx2` and `scalar` that is not this CPU's own dispatch (`is_native`)."""
+    return next(name for name in ("epyc", "avx2", "scalar") if not is_native(name, cpu, flags))
 
 
 def fingerprint() -> dict[str, Any]:

@@ -27,6 +27,7 @@ import numpy as np
 
 from helpers import ledger
 from helpers.ledger import comparable_metrics
+from helpers.machine import check_emulation, emulation_of, is_native
 from helpers.models import REGISTRY
 from helpers.paths import atomic_write_text, project_root, replace_between_markers, results_dir
 
@@ -235,8 +236,6 @@ def other_machine_dir(emulation: str = EMULATION) -> Path:
 
 def machine_label(fingerprint: dict[str, Any] | None) -> str:
     """A build's name in the reference: its CPU and whether its dispatch was native or an emulated machine's."""
-    from helpers.machine import emulation_of
-
     fp = fingerprint or {}
     name = emulation_of(fp)
     return f"{fp.get('cpu', 'unknown CPU')}, " + (f"emulated {name}" if name else "native")
@@ -256,7 +255,6 @@ def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[s
     the new sources' numbers on the previous reference build's machine stay within the tolerances those builds
     measured (a change that computes the same numbers, such as a faster statistic, keeps every measured machine)."""
     from helpers import graph  # graph reads the build order from book, which this module's users import
-    from helpers.machine import emulation_of
 
     written = []
     sources = graph.source_digests(project_root(), profile)
@@ -424,6 +422,11 @@ def main() -> None:
             parser.error(f"--also {item!r}: expected LABEL=FOLDER with an existing folder of ledgers")
         also[label] = Path(folder)
     emulation = None if args.emulation == "none" else args.emulation
+    if emulation is not None and is_native(emulation):
+        parser.error(f"--emulation {emulation}: that is this CPU's own dispatch (no AVX-512, or an AMD CPU for epyc), "
+                     f"so its build rounds exactly as the native one and would measure a spread of zero; build "
+                     f"the reference on a CPU with AVX-512, or name another emulation (make reference "
+                     f"SPREAD_MACHINE={check_emulation()})")
     for path in save_reference(args.profile, emulation, also, args.build):
         print(path)
     if args.profile == "ci":
