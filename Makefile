@@ -43,7 +43,7 @@ SPREAD_MACHINE := avx2
 SPREAD_CHAPTERS ?=
 SPREAD_STAMP := _build/other-machine-$(SPREAD_MACHINE)-$(PROFILE)$(if $(SPREAD_CHAPTERS),-$(SPREAD_CHAPTERS))
 
-.PHONY: env unit test book other-machine smoke bench reference notebooks release clean
+.PHONY: env unit test book other-machine smoke gpu-wheels gpu-check bench reference notebooks release clean
 
 env: $(VENV)/.installed
 
@@ -100,6 +100,18 @@ endif
 # in _build/smoke/ (a chapter whose inputs did not change since its last run there is not run again).
 smoke: env
 	$(PY) -m helpers.smoke
+
+# For a session lent a GPU (the device tool's machine: its own python3 and CUDA torch, no internet). Here, `make
+# gpu-wheels` downloads what that machine's image lacks into .whl/ (git-ignored, ~57 MiB: carry it); there, `make
+# gpu-check` installs them beside its torch and runs helpers.gpu_check: the colab-smoke book on the GPU with every
+# module forward checked to receive GPU tensors only, then one colab-size forward timed against the cost model.
+gpu-wheels: env
+	$(PY) -m helpers.environment --gpu-wheels .whl
+
+GPU_PY ?= python3
+gpu-check:
+	$(GPU_PY) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+	PYTHONPATH=/tmp/site:$(CURDIR)/src $(GPU_PY) -m helpers.gpu_check
 
 # Measure speed as ratios against baselines in one run (results/bench.json) and refresh the README table; the
 # per-chapter costs come from the last `make book` of $(PROFILE).

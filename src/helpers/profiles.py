@@ -162,6 +162,10 @@ def load_profile(name_or_path: str | os.PathLike[str] = "ci") -> Profile:
         if raw[key] not in allowed:
             raise ValueError(f"{path}: key '{key}' must be one of {allowed}, got {raw[key]!r}")
     profile = Profile(**raw)
+    if os.environ.get("BOOK_EXPECT_DEVICE"):  # `make gpu-check`: every forward of this process must see that device
+        from helpers.models import expect_device  # noqa: PLC0415  (torch only where a check is asked for)
+
+        expect_device(os.environ["BOOK_EXPECT_DEVICE"])
     if profile.offline:  # from here on this process, and every Python process it starts, stays on this machine
         os.environ["HF_HUB_OFFLINE"] = "1"
         netguard.block_remote()

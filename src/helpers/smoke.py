@@ -125,15 +125,14 @@ def write_mirror(mirror: Path, socialchem_url: str, flames_url: str) -> None:
 
 
 def smoke_root(root: Path | None = None) -> Path:
-    """The folder of the colab-smoke run: its hub cache, mirror, caches, ledgers and executed pages."""
+    """The default folder of the colab-smoke run: its hub cache, mirror, caches, ledgers and executed pages."""
     return (root or project_root()) / "_build" / "smoke"
 
 
-def prepare(root: Path | None = None) -> dict[str, str]:
-    """Build the stand-ins and mirror under `smoke_root` and return the environment a colab-smoke run needs."""
+def prepare(out: Path) -> dict[str, str]:
+    """Build the stand-ins and mirror under `out` and return the environment a colab-smoke run there needs."""
     from helpers.profiles import load_profile
 
-    out = smoke_root(root)
     colab = load_profile("colab")  # the real URLs the smoke run asks for, served from the mirror
     write_hub_models(out / "hf" / "hub")
     write_mirror(out / "mirror", colab.socialchem_source, colab.flames_source)
@@ -141,15 +140,16 @@ def prepare(root: Path | None = None) -> dict[str, str]:
             "BOOK_OUTPUT_ROOT": str(out)}
 
 
-def run(span: str | None = None) -> Path:
-    """Execute the chapters in `span` (None: all) with the colab-smoke profile on the stand-ins; return the folder
-    of its ledgers, after checking every executed chapter wrote one."""
+def run(span: str | None = None, out: Path | None = None) -> Path:
+    """Execute the chapters in `span` (None: all) with the colab-smoke profile on the stand-ins, everything under
+    `out` (default: `smoke_root`); return the folder of its ledgers, after checking every chapter wrote one."""
     from helpers import book, netguard
     from helpers.paths import results_dir
 
     root = project_root()
-    os.environ.update(prepare(root))
-    stage = smoke_root(root) / "stage"
+    out = out or smoke_root(root)
+    os.environ.update(prepare(out))
+    stage = out / "stage"
     stage.mkdir(parents=True, exist_ok=True)
     os.environ[netguard.LOG_ENV] = str(stage / "network-attempts.jsonl")
     book.stage_sources(root, stage)
