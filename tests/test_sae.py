@@ -188,6 +188,33 @@ def test_splices_sharing_a_clean_forward_equal_each_splice_alone(tiny_model):
         sae.splice_kls(tiny_model, texts, [(0, half), (7, half)])
 
 
+def test_layer_reports_pair_each_layers_splice_and_mean_ablation_kl_in_layer_order(monkeypatch):
+    """Two layers, one shared splice pass: each report takes its own layer's two KLs, the mean-ablation splice puts
+    the train mean on covered tokens, and quality comes from the layer's validation vectors."""
+    base = hand_corpus()
+    acts = base.tokens.acts[0]
+    corpus = hand_corpus()
+    corpus.tokens = TokenActivations({0: acts, 3: 2 * acts}, owner=base.tokens.owner, position=base.tokens.position,
+                                     n_texts=3)
+    seen = {}
+
+    def splice_kls(model, texts, splices, max_length):  # stands in for the forwards: planted KLs, splices kept
+        seen.update(texts=texts, splices=splices)
+        return [0.1, 0.9, 0.2, 1.8]
+
+    monkeypatch.setattr(sae, "splice_kls", splice_kls)
+    trained = {3: sae.TrainedSAE(hand_sae(), pd.DataFrame(), 7, 1.5),
+               0: sae.TrainedSAE(hand_sae(), pd.DataFrame(), 5, 0.5)}
+    reports = sae.layer_reports(corpus, trained, n_splice_texts=1)
+    assert seen["texts"] == ["c"] and [layer for layer, _ in seen["splices"]] == [3, 3, 0, 0]
+    assert (reports[3]["splice_kl"], reports[3]["mean_ablation_kl"]) == (0.1, 0.9)
+    assert (reports[0]["splice_kl"], reports[0]["mean_ablation_kl"]) == (0.2, 1.8)
+    assert (reports[3]["n_train"], reports[0]["train_seconds"]) == (7, 0.5)
+    tokens = torch.tensor([[1.0, 0.0, 0.0, 0.0], [5000.0, 0.0, 0.0, 0.0]])  # a covered token, a secondary sink
+    np.testing.assert_allclose(seen["splices"][3][1](tokens).numpy(), [[2 / 3, 1, 0, 0], [5000, 0, 0, 0]])
+    assert reports[0]["fvu_val"] == sae.evaluate(hand_sae(), corpus.vectors(0, "val"))["fvu"]
+
+
 def test_segment_mean_by_hand_in_numpy_and_torch():
     x = np.array([[1.0, 2.0], [3.0, 4.0], [10.0, 0.0]])
     owner = np.array([0, 0, 2])
