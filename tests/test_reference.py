@@ -314,3 +314,34 @@ def test_a_chapter_lists_its_machine_sensitive_metrics_or_says_why_not(tmp_path,
     _write(tmp_path / "reference" / "ci", "02_x", _entry({"a": 0.5, **NOISE}, {"a": 0.6, **MOVED}))
     table = report.machine_sensitive("02_x", "ci")
     assert list(table.index) == ["a"] and table.loc["a", "largest drift"] == pytest.approx(0.1)
+
+
+def test_another_real_machines_build_joins_the_reference_and_widens_only_what_it_moved(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    here, there = {"cpu": "AMD EPYC", "torch_capability": "AVX512"}, {"cpu": "AMD EPYC", "torch_capability": "AVX2"}
+    entry = {"chapter": "05_x", "label": "AMD EPYC, native", "machine": here, "sources": "old",
+             "metrics": {"clusters": 3, "verdict": "reproduced"},
+             "other_machines": [{"label": "emulated avx2", "metrics": {"clusters": 4, "verdict": "reproduced"}}]}
+    _write(tmp_path / "reference" / "ci", "05_x", entry)
+    _write(tmp_path / "reference" / "ci", "06_y", {**entry, "chapter": "06_y"})
+    build = tmp_path / "avx2-machine"
+    ledger = {"chapter": "05_x", "meta": {"machine": there, "seconds": 9}, "metrics": {"clusters": 12,
+                                                                                      "verdict": "direction holds"}}
+    _write(build, "05_x", ledger)
+    assert reference.reference_problems(build, "ci", ["05_x"])  # beyond the measured spread: fails before
+    (build / "05_x.sources").write_text("new\n")
+    assert reference.add_machine("ci", "AMD EPYC without AVX-512, native", build) == [
+        tmp_path / "reference" / "ci" / "05_x.json"]  # the chapter it built, no other
+    stored = reference.read_reference("05_x", "ci")
+    assert stored["metrics"] == entry["metrics"] and stored["label"] == entry["label"]  # the reference build stays
+    assert stored["other_machines"][-1] == {"label": "AMD EPYC without AVX-512, native", "emulation": None,
+                                            "machine": there, "sources": "new",
+                                            "metrics": {"clusters": 12, "verdict": "direction holds"}}
+    assert reference.reference_problems(build, "ci", ["05_x"]) == []  # its own numbers and verdict now pass
+    reference.add_machine("ci", "AMD EPYC without AVX-512, native", build)  # again: replaced, not doubled
+    assert len(reference.read_reference("05_x", "ci")["other_machines"]) == 2
+    _write(build, "05_x", {**ledger, "meta": {"machine": here}})
+    with pytest.raises(ValueError, match="the reference build's own machine"):
+        reference.add_machine("ci", "same", build)
+    with pytest.raises(FileNotFoundError, match="no ledger of a chapter"):
+        reference.add_machine("ci", "none", tmp_path / "empty")

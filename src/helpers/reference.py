@@ -309,6 +309,35 @@ def save_reference(profile: str, emulation: str | None = EMULATION, also: dict[s
     return written
 
 
+def add_machine(profile: str, label: str, folder: Path) -> list[Path]:
+    """Store under `label`, beside the builds already in the reference of `profile`, a real other machine's build of
+    each chapter `folder` (that build's `results/<profile>/`) holds a ledger of: its numbers join the measured
+    spreads and its verdicts the fragile check; the reference build and the other builds stay as they are (an
+    earlier build under `label` is replaced). A build on the reference build's own machine is refused."""
+    from helpers import graph  # graph reads the build order from book, which this module's users import
+
+    written = []
+    for path in sorted(reference_dir(profile).glob("*.json")):
+        if not (folder / path.name).is_file():
+            continue
+        entry, built = json.loads(path.read_text()), json.loads((folder / path.name).read_text())
+        fingerprint = built["meta"].get("machine")
+        if fingerprint == entry.get("machine"):
+            raise ValueError(f"{folder / path.name}: built on the reference build's own machine "
+                             f"({machine_label(fingerprint)}), not another one")
+        record = graph.sources_file(folder, path.stem)
+        other = {"label": label, "emulation": emulation_of(fingerprint), "machine": fingerprint,
+                 "sources": record.read_text().strip() if record.is_file() else None,
+                 "metrics": comparable_metrics(built)}
+        entry["other_machines"] = [o for o in entry.get("other_machines", []) if o["label"] != label] + [other]
+        written.append((path, entry))
+    if not written:
+        raise FileNotFoundError(f"{folder}: no ledger of a chapter the {profile} reference holds")
+    for path, entry in written:  # checked before anything is written
+        atomic_write_text(path, json.dumps(entry, indent=1) + "\n")
+    return [path for path, _ in written]
+
+
 def compare_run(profile: str) -> list[dict[str, Any]]:
     """Per reference chapter: this run's differences beyond the measured tolerances and at all (None: not run), and
     how many families of its numbers another machine may not reproduce."""
@@ -414,20 +443,30 @@ def main() -> None:
     parser.add_argument("--also", action="append", default=[], metavar="LABEL=FOLDER",
                         help="also store the ledgers in FOLDER (results/<profile>/ of a build of the same sources on "
                              "another machine) under LABEL; repeatable")
+    parser.add_argument("--add-machine", metavar="LABEL=FOLDER",
+                        help="only add the ledgers in FOLDER, built on another real machine, to the reference under "
+                             "LABEL (the reference build and its other builds kept)")
     args = parser.parse_args()
-    also = {}
-    for item in args.also:
-        label, sep, folder = item.partition("=")
+    if args.add_machine:
+        label, sep, folder = args.add_machine.partition("=")
         if not sep or not Path(folder).is_dir():
-            parser.error(f"--also {item!r}: expected LABEL=FOLDER with an existing folder of ledgers")
-        also[label] = Path(folder)
-    emulation = None if args.emulation == "none" else args.emulation
-    if emulation is not None and is_native(emulation):
-        parser.error(f"--emulation {emulation}: that is this CPU's own dispatch (no AVX-512, or an AMD CPU for epyc), "
-                     f"so its build rounds exactly as the native one and would measure a spread of zero; build "
-                     f"the reference on a CPU with AVX-512, or name another emulation (make reference "
-                     f"SPREAD_MACHINE={check_emulation()})")
-    for path in save_reference(args.profile, emulation, also, args.build):
+            parser.error(f"--add-machine {args.add_machine!r}: expected LABEL=FOLDER with an existing folder")
+        written = add_machine(args.profile, label, Path(folder))
+    else:
+        also = {}
+        for item in args.also:
+            label, sep, folder = item.partition("=")
+            if not sep or not Path(folder).is_dir():
+                parser.error(f"--also {item!r}: expected LABEL=FOLDER with an existing folder of ledgers")
+            also[label] = Path(folder)
+        emulation = None if args.emulation == "none" else args.emulation
+        if emulation is not None and is_native(emulation):
+            parser.error(f"--emulation {emulation}: that is this CPU's own dispatch (no AVX-512, or an AMD CPU for "
+                         f"epyc), so its build rounds exactly as the native one and would measure a spread of zero; "
+                         f"build the reference on a CPU with AVX-512, or name another emulation (make reference "
+                         f"SPREAD_MACHINE={check_emulation()})")
+        written = save_reference(args.profile, emulation, also, args.build)
+    for path in written:
         print(path)
     if args.profile == "ci":
         readme = project_root() / "README.md"
