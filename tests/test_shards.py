@@ -156,10 +156,14 @@ def _stand_in_chapter_11(monkeypatch, tiny_model, judges=None) -> None:
     monkeypatch.setattr(steering, "flames_generation", lambda model, profile, prompts, seed: (
         prompts, steering.Decoding(max_new_tokens=3, do_sample=False, seed=seed)))
 
-    def no_judges(profile, seed):
+    def no_judges(profile, seed, language="en"):
         raise AssertionError("the judges were loaded before every generation was found")
 
-    monkeypatch.setattr(judge, "flames_judges", (lambda profile, seed: judges) if judges else no_judges)
+    def english_judges(profile, seed, language="en"):
+        assert language == "en"  # the stand-in prompts are English: the English questions and validation set
+        return judges
+
+    monkeypatch.setattr(judge, "flames_judges", english_judges if judges else no_judges)
 
 
 def test_two_judge_shards_fill_the_cache_a_single_run_fills(tiny_model, tiny_judges, tmp_path, monkeypatch):
