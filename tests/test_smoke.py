@@ -111,3 +111,30 @@ def test_the_timed_colab_step_builds_the_colab_models_shape(monkeypatch):
     assert (c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.vocab_size, c.num_key_value_heads) == (
         s.n_layers, s.d_model, s.d_mlp, s.vocab, s.n_kv_heads)
     assert built["dtype"] == torch.float16  # a T4-like GPU without bfloat16: the colab profile's float16
+
+
+def test_a_smoke_run_fails_on_a_missing_ledger_or_a_blocked_connection(tmp_path, monkeypatch):
+    from helpers import book, netguard
+
+    for name in ("BOOK_OUTPUT_ROOT", netguard.LOG_ENV):  # smoke.run sets them: restored after the test
+        monkeypatch.setenv(name, "")
+    monkeypatch.setattr(smoke, "prepare", lambda out: {"BOOK_OUTPUT_ROOT": str(out)})
+    monkeypatch.setattr(book, "stage_sources", lambda root, stage: None)
+
+    def execute(profile, root, stage, span, blocked=""):  # stands in for papermill: writes what a kernel would
+        results = tmp_path / "out" / "results" / profile
+        results.mkdir(parents=True, exist_ok=True)
+        for chapter in book.select(book.chapters(root), span):
+            (results / f"{chapter.split('/')[-1]}.json").write_text("{}")
+        if blocked:
+            with open(os.environ[netguard.LOG_ENV], "a") as log:
+                log.write(blocked)
+
+    monkeypatch.setattr(book, "execute", execute)
+    assert smoke.run("07", out=tmp_path / "out").name == smoke.PROFILE
+    monkeypatch.setattr(book, "execute", lambda *a: execute(*a, blocked='{"host": "huggingface.co"}\n'))
+    with pytest.raises(RuntimeError, match="tried to reach off this machine.*huggingface.co"):
+        smoke.run("07", out=tmp_path / "out")
+    monkeypatch.setattr(book, "execute", lambda *a: None)
+    with pytest.raises(FileNotFoundError, match="no ledger of notebooks/08_sae"):
+        smoke.run("08", out=tmp_path / "out")

@@ -142,7 +142,8 @@ def prepare(out: Path) -> dict[str, str]:
 
 def run(span: str | None = None, out: Path | None = None) -> Path:
     """Execute the chapters in `span` (None: all) with the colab-smoke profile on the stand-ins, everything under
-    `out` (default: `smoke_root`); return the folder of its ledgers, after checking every chapter wrote one."""
+    `out` (default: `smoke_root`); return the folder of its ledgers, after checking every chapter wrote one and no
+    kernel tried to reach off this machine (every URL must come from the mirror, every model from the hub cache)."""
     from helpers import book, netguard
     from helpers.paths import results_dir
 
@@ -151,7 +152,9 @@ def run(span: str | None = None, out: Path | None = None) -> Path:
     os.environ.update(prepare(out))
     stage = out / "stage"
     stage.mkdir(parents=True, exist_ok=True)
-    os.environ[netguard.LOG_ENV] = str(stage / "network-attempts.jsonl")
+    attempts = stage / "network-attempts.jsonl"
+    attempts.unlink(missing_ok=True)  # this run's attempts only
+    os.environ[netguard.LOG_ENV] = str(attempts)
     book.stage_sources(root, stage)
     span = span or "01-14"
     book.execute(PROFILE, root, stage, span)
@@ -159,6 +162,9 @@ def run(span: str | None = None, out: Path | None = None) -> Path:
     missing = [c for c in book.select(book.chapters(root), span) if not (results / f"{Path(c).name}.json").is_file()]
     if missing:
         raise FileNotFoundError(f"{results}: no ledger of {', '.join(missing)} after the colab-smoke run")
+    if attempts.is_file() and attempts.read_text().strip():
+        raise RuntimeError(f"{attempts}: the colab-smoke run tried to reach off this machine (blocked): "
+                           f"{attempts.read_text().splitlines()[0][:300]}")
     return results
 
 
