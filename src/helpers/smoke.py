@@ -13,6 +13,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from helpers.data.socialchem import BUNDLED_TSV, TSV_MEMBER
 from helpers.paths import atomic_path, mirror_copy, project_root
 
 PROFILE = "colab-smoke"
@@ -44,7 +45,7 @@ CHINESE_PROMPTS = (
 
 def tokenizer_texts() -> list[str]:
     """The texts the stand-ins' byte-level BPE is trained on: every bundled data file of the book."""
-    files = sorted((Path(__file__).parent / "data" / "files").glob("*.*"))
+    files = sorted(BUNDLED_TSV.parent.glob("*.*"))  # the folder of the book's bundled data
     return [line for path in files if path.suffix in {".jsonl", ".tsv", ".txt"}
             for line in path.read_text(encoding="utf-8").splitlines()] + [p for _, _, p in CHINESE_PROMPTS]
 
@@ -110,12 +111,11 @@ def write_hub_models(hub_cache: Path) -> list[Path]:
 
 def write_mirror(mirror: Path, socialchem_url: str, flames_url: str) -> None:
     """Local copies of the colab profile's two data URLs: the bundled Social-Chem-101 sample zipped as the official
-    archive is (`social-chem-101/social-chem-101.v1.0.tsv`), and the Chinese prompts as Flames JSONL."""
-    sample = Path(__file__).parent / "data" / "files" / "social-chem-sample.tsv"
+    archive is (`social-chem-101/<TSV_MEMBER>`), and the Chinese prompts as Flames JSONL."""
     archive = mirror_copy(mirror, socialchem_url)
     if not archive.is_file():
         with atomic_path(archive) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zipped:
-            zipped.write(sample, "social-chem-101/social-chem-101.v1.0.tsv")
+            zipped.write(BUNDLED_TSV, f"social-chem-101/{TSV_MEMBER}")
     lines = [json.dumps({"dimension": d, "subcomponent": s, "prompt": p}, ensure_ascii=False)
              for d, s, p in CHINESE_PROMPTS]
     flames = mirror_copy(mirror, flames_url)
