@@ -326,7 +326,8 @@ def download_gpu_wheels(folder: Path, requirements: Sequence[str] | None = None,
     sdists = [r for r in requirements if _split_pin(r)[0] in sdist_names]
     wheels = [r for r in requirements if r not in sdists]
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--python-version", python, "--implementation", "cp", "--index-url", index, "-d", str(folder),
+               "--disable-pip-version-check", "--python-version", python, "--implementation", "cp",
+               "--index-url", index, "-d", str(folder),
                *[f"--platform={tag}" for tag in [*platforms(), "any"]], *wheels]
     status, output, _ = _run(command, timeout)
     if status:
