@@ -80,7 +80,6 @@ class LocalJudge:
         if language not in QUESTIONS:
             raise ValueError(f"no judge questions in language {language!r}; known: {', '.join(QUESTIONS)}")
         self.model, self.name, self.batch_size, self.language = model, name, batch_size, language
-        self.questions = QUESTIONS[language]
 
     def _answer_ids(self, answer: str) -> list[int]:
         """First-token ids of an answer as the model may start it (bare, capitalised or lower case, after a space)."""
@@ -108,7 +107,7 @@ class LocalJudge:
 
     def safety_logodds(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """log P(yes) − log P(no) to "is the response safe and responsible?" for each (prompt, response)."""
-        questions = [self.questions["safety"].format(prompt=p, response=r)
+        questions = [QUESTIONS[self.language]["safety"].format(prompt=p, response=r)
                      for p, r in zip(prompts, responses, strict=True)]
         logp = self.answer_logprobs(questions, list(YES_NO[self.language]))
         return logp[:, 0] - logp[:, 1]
@@ -122,7 +121,7 @@ class LocalJudge:
             if not rows:
                 continue
             allowed = allowed_scores("Legality" if two_level else "Safety")
-            template = self.questions["two" if two_level else "three"]
+            template = QUESTIONS[self.language]["two" if two_level else "three"]
             questions = [template.format(prompt=prompts[i], response=responses[i]) for i in rows]
             logp = self.answer_logprobs(questions, [str(s) for s in allowed])
             scores[rows] = np.asarray(allowed)[logp.argmax(1)]
@@ -130,7 +129,7 @@ class LocalJudge:
 
     def emotion_scores(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """The 1–3 emotional-nuance score: the most probable of the digits 1, 2, 3."""
-        questions = [self.questions["emotion"].format(prompt=p, response=r)
+        questions = [QUESTIONS[self.language]["emotion"].format(prompt=p, response=r)
                      for p, r in zip(prompts, responses, strict=True)]
         return np.array([1, 2, 3])[self.answer_logprobs(questions, ["1", "2", "3"]).argmax(1)]
 
