@@ -98,3 +98,32 @@ def test_float_copy_keeps_the_copy_a_racing_process_finished_first(tmp_path, mon
     assert models.float_copy("smollm2-135m-instruct") == target
     assert (target / "config.json").read_text() == "theirs"
     assert sorted(p.name for p in target.parent.iterdir()) == ["smollm2-135m-instruct"]
+
+
+def test_run_blocks_stops_after_the_deepest_hooked_block_with_the_full_forwards_outputs():
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from helpers.models import run_blocks
+
+    config = LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=4, num_attention_heads=2,
+                         num_key_value_heads=1, vocab_size=50, max_position_embeddings=32)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    ids = torch.randint(0, 50, (2, 7))
+    with torch.no_grad():
+        full = model.model(input_ids=ids, output_hidden_states=True).hidden_states  # [embeddings, block 0, ...]
+    seen, ran = {}, []
+    before = [len(block._forward_hooks) for block in model.model.layers]  # transformers may keep its own
+    counters = [block.register_forward_hook(lambda _m, _i, _o, i=i: ran.append(i))
+                for i, block in enumerate(model.model.layers)]
+    with torch.no_grad():
+        run_blocks(model.model, model.model.layers,
+                   {i: (lambda _m, _i, out, i=i: seen.__setitem__(i, out[0] if isinstance(out, tuple) else out))
+                    for i in (0, 2)}, input_ids=ids)
+    for handle in counters:
+        handle.remove()
+    assert ran == [0, 1, 2]  # block 3 never ran
+    assert torch.equal(seen[0], full[1]) and torch.equal(seen[2], full[3])
+    assert [len(block._forward_hooks) for block in model.model.layers] == before  # every hook removed
+    with pytest.raises(ValueError, match="at least one"):
+        run_blocks(model.model, model.model.layers, {}, input_ids=ids)

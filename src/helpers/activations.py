@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from helpers.models import LoadedModel, to_device
+from helpers.models import LoadedModel, run_blocks, to_device
 from helpers.paths import atomic_path, atomic_write_text, cache_dir
 from helpers.shards import Shard
 
@@ -162,14 +162,10 @@ def forward_hooked(model: LoadedModel, batch: list[str], max_length: int, layers
 
     # The unwrapped twin with plain PyTorch hooks: its block outputs are the bridge's hook_resid_post bit for bit
     # (tested), without the bridge's per-module wrappers. The decoder body runs alone: skipping the unembedding
-    # saves most of the time for large vocabularies (Gemma-3: 262k tokens).
-    blocks = model.blocks()
-    handles = [blocks[layer].register_forward_hook(make_hook(layer)) for layer in layers]
-    try:
-        model.plain.base_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-    finally:
-        for handle in handles:
-            handle.remove()
+    # saves most of the time for large vocabularies (Gemma-3: 262k tokens); nor are the blocks after the deepest
+    # one asked for run (`models.run_blocks`).
+    run_blocks(model.plain.base_model, model.blocks(), {layer: make_hook(layer) for layer in layers},
+               input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
     return kept, mask
 
 

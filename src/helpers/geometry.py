@@ -21,7 +21,7 @@ from torch import nn
 
 from helpers import sae as sae_module
 from helpers.checks import read_records
-from helpers.models import model_device, to_device
+from helpers.models import model_device, run_blocks, to_device
 from helpers.paths import cache_dir
 from helpers.pruning import Pair, encode_pair, pair_losses, question_prompt, right_padded
 
@@ -100,14 +100,10 @@ def response_residuals(model: nn.Module, tokenizer, examples: Sequence[Pair], la
         response = labels != -100
         ids, mask = to_device(ids, device), to_device(mask, device)
         seen: dict[int, torch.Tensor] = {}
-        hooks = [blocks[layer].register_forward_hook(
-            lambda _m, _i, out, layer=layer: seen.__setitem__(layer, out[0] if isinstance(out, tuple) else out))
-            for layer in layers]
-        try:
-            model.model(input_ids=ids, attention_mask=mask)  # the decoder body alone: no unembedding needed
-        finally:
-            for hook in hooks:
-                hook.remove()
+        run_blocks(model.model, blocks,  # the decoder body up to the deepest layer asked for: no unembedding
+                   {layer: lambda _m, _i, out, layer=layer: seen.__setitem__(
+                       layer, out[0] if isinstance(out, tuple) else out) for layer in layers},
+                   input_ids=ids, attention_mask=mask)
         for layer in layers:
             parts[layer].append(seen[layer][response.to(device)].float().cpu())
         owners.append(torch.nonzero(response, as_tuple=True)[0] + start)

@@ -9,7 +9,7 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -155,6 +155,32 @@ def expect_device(device_type: str) -> torch.utils.hooks.RemovableHandle:
     if not _device_check:
         _device_check.append(torch.nn.modules.module.register_module_forward_pre_hook(check))
     return _device_check[0]
+
+
+class _DeepestBlockDone(Exception):
+    """Raised by a forward hook once the deepest block a caller reads has run (`run_blocks`)."""
+
+
+def run_blocks(body: torch.nn.Module, blocks: Sequence[torch.nn.Module],
+               hooks: Mapping[int, Callable[..., None]], **inputs: Any) -> None:
+    """Run a decoder `body` on `inputs` with forward hook `hooks[i]` on block i, and stop once the deepest hooked
+    block has run: the blocks after it, the final norm and the unembedding are never computed (the hooked outputs
+    are those of the full forward, bit for bit)."""
+    if not hooks:
+        raise ValueError("run_blocks needs at least one hooked block")
+
+    def stop(module, args, output) -> None:  # noqa: ARG001 - PyTorch forward-hook signature
+        raise _DeepestBlockDone
+
+    handles = [blocks[i].register_forward_hook(hook) for i, hook in hooks.items()]
+    handles.append(blocks[max(hooks)].register_forward_hook(stop))  # hooks run in order: after the caller's own
+    try:
+        body(**inputs)
+    except _DeepestBlockDone:  # control flow, not an error: every hooked block has run
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def to_device(batch: Batch, device: torch.device | str) -> Batch:
