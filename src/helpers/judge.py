@@ -99,7 +99,9 @@ class LocalJudge:
         for b in range(0, len(texts), self.batch_size):
             enc = to_device(self.model.tokenizer(texts[b:b + self.batch_size], return_tensors="pt", padding=True,
                                                  padding_side="left", add_special_tokens=False), self.model.device)
-            logits = self.model.bridge(enc["input_ids"], attention_mask=enc["attention_mask"])[:, -1].float()
+            # the unwrapped model, and the unembedding of the last position only: a third faster than the bridge
+            logits = self.model.plain(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                                      logits_to_keep=1).logits[:, -1].float()
             logp = logits.log_softmax(-1)
             rows.append(torch.stack([torch.logsumexp(logp[:, i], dim=1) for i in ids], dim=1))
         scores = torch.cat(rows)
