@@ -74,7 +74,7 @@ from helpers import chapter, claims, models, plotting, pruning, report
 run = chapter.start("12_harmful_weights", profile, seed, stores=False)
 P, ledger = run.profile, run.ledger
 torch.manual_seed(seed)
-data = pruning.bundled_data(P.prune_n_trivia)
+data = pruning.bundled_data(P.prune_n_trivia, P.prune_share)
 dtype = models.choose_dtype(P.dtype, P.device, training=True)  # weight gradients: `auto` means float32
 hf, tokenizer = models.load_hf(models.model_spec(P.prune_model), dtype=dtype, device=P.device, seed=seed)
 weights = pruning.block_linears(hf)
@@ -96,8 +96,8 @@ print(f"{P.prune_model}: {len(weights)} block matrices, {sum(numels.values()):,}
 #   $\lceil p \cdot \text{numel} \rceil$ of $S_\text{keep}$, then zeroed.
 #
 # The paper takes $q = 10^{-5}$, $p = 5 \cdot 10^{-5}$; at 135M that is a handful of weights per matrix, so this
-# profile uses $q$ = `prune_q`, $p$ = `prune_p` and also sweeps $q$. The scoring prompts (25 per type) never
-# appear in the evaluation (15 held-out prompts per type).
+# profile uses $q$ = `prune_q`, $p$ = `prune_p` and also sweeps $q$. The scoring prompts never appear in the
+# evaluation (held-out prompts of each type; the counts are printed below).
 
 # %%
 grads = {t: pruning.gradient_sums(hf, tokenizer, data.compliant("score", t)) for t in pruning.HARM_TYPES}
@@ -112,6 +112,8 @@ candidates = pruning.select(harm_scores, keep, P.prune_q, 0.0)
 
 # %%
 n_pruned = sum(pruning.counts(selection).values())
+n_scoring = {split: len(data.compliant(split, pruning.HARM_TYPES[0])) for split in ("score", "eval")}
+print(f"{n_scoring['score']} scoring and {n_scoring['eval']} held-out prompts per harm type")
 print(f"q = {P.prune_q:g}, p = {P.prune_p:g}: {n_pruned:,} weights pruned ({n_pruned / sum(numels.values()):.2e} of "
       f"the block weights); the preserve set removed {1 - n_pruned / sum(pruning.counts(candidates).values()):.1%} "
       "of the candidates")
@@ -317,7 +319,7 @@ report.paper_vs_run([
                       f"detection AUC {base['detection_auc']:.2f} → {after['detection_auc']:.2f}", ""),
     report.comparison("overlap across harm types", "shared selections; cross-type transfer",
                       f"mean Jaccard {np.mean([overlap.loc[a, b] for a, b in pairs_]):.3f} vs chance "
-                      f"{np.mean([chance.loc[a, b] for a, b in pairs_]):.1e}", "25 scoring prompts per type"),
+                      f"{np.mean([chance.loc[a, b] for a, b in pairs_]):.1e}", f"{n_scoring['score']} scoring prompts per type"),
 ], P.name)
 
 # %% [markdown]
@@ -352,7 +354,7 @@ report.machine_sensitive(ledger.chapter, P.name)
 #   matters most: a prune that hurts any answer to these prompts (including refusals) is not harm-specific.
 # - **Overlap is measured against chance.** Selections drawn from the same few matrices overlap by construction;
 #   the ratio to the random expectation, and the off-diagonal transfer, are what "shared across harm types" means.
-# - **Scale.** At 135M, $q = 10^{-5}$ leaves only a few weights per matrix, the data are 25 mild prompts per type
+# - **Scale.** At 135M, $q = 10^{-5}$ leaves only a few weights per matrix, the data are a few dozen mild prompts per type
 #   and the measure is likelihood, not a judged generation. `colab` runs the same code on Qwen3-0.6B and `paper`
 #   on Qwen3-8B with the paper's $q$ and $p$; the paper's own models, StrongREJECT judging and the
 #   emergent-misalignment experiment are outside this chapter.

@@ -166,3 +166,22 @@ def test_detection_and_trivia_batches_match_one_at_a_time(tiny):
     trivia = pd.DataFrame({"question": ["What is the capital of France?", "Which planet is the largest one?"],
                            "answer": ["Paris", "Jupiter"], "aliases": [[], []]})
     assert pruning.trivia_accuracy(model, tokenizer, trivia, max_new_tokens=3) in (0.0, 0.5, 1.0)
+
+
+def test_first_share_keeps_the_first_rows_of_each_group_in_order():
+    frame = pd.DataFrame({"kind": list("aabbbab"), "row": range(7)})
+    assert pruning.first_share(frame, 0.5, ["kind"])["row"].tolist() == [0, 1, 2, 3]  # ceil(3 × 0.5) a's, 2 of 4 b's
+    assert pruning.first_share(frame, 1.0, ["kind"]).equals(frame)
+    with pytest.raises(ValueError, match="prune_share"):
+        pruning.first_share(frame, 0.0, ["kind"])
+
+
+def test_a_share_of_the_bundled_sets_keeps_every_harm_type_and_both_classes():
+    full, half = pruning.bundled_data(), pruning.bundled_data(share=0.5)
+    for harm_type in pruning.HARM_TYPES:
+        for split in ("score", "eval"):
+            n = len(full.compliant(split, harm_type))
+            assert len(half.compliant(split, harm_type)) == -(-n // 2) > 0
+    assert half.recognition["harmful"].astype(bool).value_counts().to_dict() == {
+        k: -(-v // 2) for k, v in full.recognition["harmful"].astype(bool).value_counts().to_dict().items()}
+    assert half.paragraphs == full.paragraphs[:-(-len(full.paragraphs) // 2)]

@@ -574,17 +574,20 @@ def ch12(p: Profile, s: Sizes, o: Outcomes) -> ChapterCost:
     trivia, recognition = BUNDLED["trivia.jsonl"], BUNDLED["recognition.jsonl"]
     harm_seq, refusal_seq = harm["prompt"] + harm["compliant"], harm["prompt"] + harm["refusal"]
     benign_seq, trivia_seq = benign["prompt"] + benign["response"], trivia["question"] + 6
-    gradients = (training(m, 100 * harm_seq, harm_seq) + training(m, 100 * refusal_seq, refusal_seq)
-                 + training(m, 120 * benign_seq, benign_seq) + training(m, 50 * trivia_seq, trivia_seq))
+    def n(count: int) -> int:  # a set's rows at the profile's prune_share
+        return math.ceil(p.prune_share * count)
+
+    gradients = (training(m, n(100) * harm_seq, harm_seq) + training(m, n(100) * refusal_seq, refusal_seq)
+                 + training(m, n(120) * benign_seq, benign_seq) + training(m, n(50) * trivia_seq, trivia_seq))
     asked = min(p.prune_n_trivia or 50, 50)
     question = CHAT_TOKENS + trivia["question"] + 6
     detect = CHAT_TOKENS + 15 + recognition["request"]
     explain = 8 + recognition["request"] + recognition["explanation"]
-    held_out = forward(m, 60 * harm_seq, harm_seq, True) + forward(m, 30 * benign_seq, benign_seq, True)
-    evaluation = (held_out + forward(m, 40 * 86, 86, True) + forward(m, asked * question, question, True)
-                  + asked * 12 * m.token_flops(question + 6, True) + forward(m, 80 * detect, detect, True)
-                  + forward(m, 40 * explain, explain, True))
-    sweep = 2 * len(p.prune_q_sweep) * held_out + 5 * forward(m, 60 * harm_seq, harm_seq, True)
+    held_out = forward(m, n(60) * harm_seq, harm_seq, True) + forward(m, n(30) * benign_seq, benign_seq, True)
+    evaluation = (held_out + forward(m, n(40) * 86, 86, True) + forward(m, asked * question, question, True)
+                  + asked * 12 * m.token_flops(question + 6, True) + forward(m, n(80) * detect, detect, True)
+                  + forward(m, n(40) * explain, explain, True))
+    sweep = 2 * len(p.prune_q_sweep) * held_out + 5 * forward(m, n(60) * harm_seq, harm_seq, True)
     block = m.block_params() * nbytes
     holds = (_frame(s), _weights(p.prune_model, nbytes), Hold("gradients of the block weights", block),
              Hold("gradient sums and scores (12 block-sized tensors)", 12 * block),

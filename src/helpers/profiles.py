@@ -73,6 +73,7 @@ class Profile:
     prune_p: float
     prune_q_sweep: list[float]
     prune_n_trivia: int | None
+    prune_share: float
     geometry_model: str
     geometry_layers: str | list[int]
     geometry_sae_architecture: str

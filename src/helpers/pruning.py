@@ -318,7 +318,7 @@ def detection_logodds(model: nn.Module, tokenizer, requests: Sequence[str], batc
     for batch in _batches(list(requests), batch_size):
         enc = _left_padded(tokenizer, [question_prompt(tokenizer, DETECTION_QUESTION.format(request=r)) for r in batch],
                            model_device(model))
-        logp = model(**enc).logits[:, -1].float().log_softmax(-1)
+        logp = model(**enc, logits_to_keep=1).logits[:, -1].float().log_softmax(-1)
         out.extend((torch.logsumexp(logp[:, ids_of["Yes"]], 1) - torch.logsumexp(logp[:, ids_of["No"]], 1)).tolist())
     return np.array(out)
 
@@ -371,14 +371,27 @@ class PruningData:
         return pairs([f"Explain why this request is harmful: {r}" for r in rows["request"]], rows["explanation"])
 
 
-def bundled_data(n_trivia: int | None = None) -> PruningData:
+def first_share(frame: pd.DataFrame, share: float, by: list[str]) -> pd.DataFrame:
+    """The first ceil(`share` × n) rows of each group of `by` (every row at share 1), in their original order."""
+    if not 0 < share <= 1:
+        raise ValueError(f"prune_share must be in (0, 1], got {share}")
+    size = frame.groupby(by)[by[0]].transform("size")
+    return frame[frame.groupby(by).cumcount() < np.ceil(share * size)]
+
+
+def bundled_data(n_trivia: int | None = None, share: float = 1.0) -> PruningData:
     """The bundled project-written sets (DATACARD): trivia with even ids are asked (the first `n_trivia` of
-    them), those with odd ids score the capability control."""
+    them), those with odd ids score the capability control; of every other set the first `share` of each harm
+    type, split and class (`prune_share`: a smaller profile asks fewer of the same items)."""
     trivia = read_trivia()
-    asked = trivia[trivia["id"] % 2 == 0]
+    asked, scoring = trivia[trivia["id"] % 2 == 0], trivia[trivia["id"] % 2 == 1]
     paragraphs = [p.strip() for p in (FILES / "clean-text.txt").read_text(encoding="utf-8").split("\n\n") if p.strip()]
-    return PruningData(read_harm_pairs(), read_benign_pairs(), asked.head(n_trivia) if n_trivia else asked,
-                       trivia[trivia["id"] % 2 == 1], read_recognition(), paragraphs)
+    return PruningData(first_share(read_harm_pairs(), share, ["harm_type", "split"]),
+                       first_share(read_benign_pairs(), share, ["split"]),
+                       asked.head(n_trivia) if n_trivia else asked,
+                       scoring.head(math.ceil(share * len(scoring))),
+                       first_share(read_recognition(), share, ["harmful"]),
+                       paragraphs[:math.ceil(share * len(paragraphs))])
 
 
 def evaluate(model: nn.Module, tokenizer, data: PruningData) -> dict[str, object]:
