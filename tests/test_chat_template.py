@@ -64,6 +64,7 @@ def test_generation_judging_and_pruning_all_switch_thinking_off():
     model = SimpleNamespace(tokenizer=tokenizer, device=torch.device("cpu"))
     assert all(t.endswith(NO_THINK) for t in steering.chat_texts(model, ["a", "b"], system=steering.SYSTEM))
     assert pruning.question_prompt(tokenizer, "Capital of France?").endswith(NO_THINK)
-    model.bridge = lambda ids, attention_mask: torch.zeros(*ids.shape, len(tokenizer))
+    model.plain = lambda input_ids, attention_mask, logits_to_keep: SimpleNamespace(
+        logits=torch.zeros(input_ids.shape[0], logits_to_keep, len(tokenizer)))
     judge.LocalJudge(model, "fake").answer_logprobs(["Safe?", "Kind?"], ["Yes", "No"])
     assert len(tokenizer.batches) == 1 and all(t.endswith(NO_THINK) for t in tokenizer.batches[0])

@@ -120,7 +120,7 @@ def test_splice_feeds_the_bridge_on_its_device(meta_model, monkeypatch):
 
 
 def test_the_judge_scores_on_the_model_device(meta_model, monkeypatch):
-    stop_on(monkeypatch, meta_model.bridge)
+    stop_on(monkeypatch, meta_model.plain)  # the judge reads the unwrapped model
     with pytest.raises(Reached):
         judge.LocalJudge(meta_model, "tiny").answer_logprobs(["Is this safe?"], ["Yes", "No"])
 
