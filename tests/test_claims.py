@@ -155,6 +155,19 @@ def test_perfect_score_counts_can_show_a_direction_at_most() -> None:
     assert (row["verdict"], row["control"]) == (claims.NOT_DISCRIMINATING, "mean difference")
 
 
+def test_perfect_score_counts_read_only_the_readers_that_took_them() -> None:
+    # The zero-shot reader passed validation on safety only (its emotion cells are empty), the scorer on both.
+    psc = {"baseline | - | zero-shot": {"psc_safety": 20, "psc_emotion": None},
+           "12 | post-surgery SAE | zero-shot": {"psc_safety": 30, "psc_emotion": float("nan")},
+           "baseline | - | scorer": {"psc_safety": 20, "psc_emotion": 10},
+           "12 | post-surgery SAE | scorer": {"psc_safety": 10, "psc_emotion": 40}}
+    assert verdict_of("MI-16", {"n_prompts": 50, "psc": psc}) == claims.NOT_REPRODUCED  # the scorer's count falls
+    assert verdict_of("MI-17", {"n_prompts": 50, "psc": psc}) == claims.INCONCLUSIVE  # the scorer alone: it rises
+    empty = {k: {"psc_safety": None, "psc_emotion": None} for k in psc}
+    row = claims.assess(claim("MI-17"), {"n_prompts": 50, "psc": empty}, "ci")
+    assert row["verdict"] == claims.NOT_TESTABLE and "emotion" in row["this_value"]
+
+
 def harm_metrics(harm_after: float, benign_after: float, trivia_after: float = 0.5) -> dict:
     """Chapter 12 metrics with two harm types whose NLL rises to harm_after from 3."""
     types = ("insult", "scam")

@@ -5,6 +5,7 @@ pooling variants and the external lexicons."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -459,20 +460,34 @@ def _flames_controls(m: Metrics) -> dict[str, Measurement]:
     return {c: _flames_measure(cells) for c in STEERING_CONTROLS if (cells := _flames_cells(m, c))}
 
 
-def _psc_counts(m: Metrics, key: str, condition: str) -> tuple[int, dict[str, int]]:
-    """The baseline's perfect-score count and one condition's count per steered layer."""
-    psc = {tuple(k.split(" | ")): v[key] for k, v in m["psc"].items()}
-    base = [v for (layer, _, _), v in psc.items() if layer == "baseline"]
-    steered = {layer: v for (layer, c, _), v in psc.items() if c == condition}
-    if len(base) != 1 or not steered:
-        raise NotTestable("no scorer passed validation, so no perfect-score counts were taken")
-    return base[0], steered
+def _psc_counts(m: Metrics, key: str, condition: str) -> dict[str, tuple[int, dict[str, int]]]:
+    """Per reader that scored `key` (passed validation on it): the baseline's perfect-score count and one condition's
+    count per steered layer."""
+    psc = {tuple(k.split(" | ")): v.get(key) for k, v in m["psc"].items()}
+    counts = {}
+    for reader in dict.fromkeys(r for _, _, r in psc):
+        base = [v for (layer, _, r), v in psc.items() if layer == "baseline" and r == reader and _counted(v)]
+        steered = {layer: v for (layer, c, r), v in psc.items() if c == condition and r == reader and _counted(v)}
+        if len(base) == 1 and steered:
+            counts[reader] = (base[0], steered)
+    if not counts:
+        raise NotTestable(f"no scorer passed validation on {key.removeprefix('psc_')}, so no perfect-score counts "
+                          "were taken")
+    return counts
 
 
-def _psc_measure(base: int, steered: dict[str, int], n: int) -> Measurement:
-    """A steered count above the baseline's at every layer (at most a direction: no paired test is stored)."""
-    text = f"baseline {base} → " + ", ".join(f"{v} (layer {layer})" for layer, v in steered.items()) + f" of {n}"
-    return Measurement(text, reproduced=False, direction=all(v > base for v in steered.values()),
+def _counted(value: object) -> bool:
+    """Whether a stored perfect-score count was taken (a reader that failed validation stores none or NaN)."""
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _psc_measure(counts: dict[str, tuple[int, dict[str, int]]], n: int) -> Measurement:
+    """A steered count above the baseline's at every layer, for every reader that took counts (at most a direction:
+    no paired test is stored)."""
+    texts = [f"baseline {base} → " + ", ".join(f"{v} (layer {layer})" for layer, v in steered.items()) + f" of {n}"
+             + (f" ({reader})" if len(counts) > 1 else "") for reader, (base, steered) in counts.items()]
+    return Measurement("; ".join(texts), reproduced=False,
+                       direction=all(v > base for base, steered in counts.values() for v in steered.values()),
                        untested="a paired per-prompt test (chapter 11 stores the counts only)")
 
 
@@ -480,10 +495,10 @@ def _psc(key: str) -> dict[str, Callable]:
     """Perfect-score count of the baseline against each post-surgery steered layer, with the pre-surgery SAE and
     the mean-difference vector as controls."""
     def measure(m: Metrics) -> Measurement:
-        return _psc_measure(*_psc_counts(m, key, "post-surgery SAE"), m["n_prompts"])
+        return _psc_measure(_psc_counts(m, key, "post-surgery SAE"), m["n_prompts"])
 
     def controls(m: Metrics) -> dict[str, Measurement]:
-        return {c: _psc_measure(*_psc_counts(m, key, c), m["n_prompts"]) for c in STEERING_CONTROLS
+        return {c: _psc_measure(_psc_counts(m, key, c), m["n_prompts"]) for c in STEERING_CONTROLS
                 if any(k.split(" | ")[1] == c for k in m["psc"])}
     return {"measure": measure, "controls": controls}
 
