@@ -38,8 +38,9 @@ OTHER_MACHINE := $(shell PYTHONPATH=src python3 -m helpers.machine 2>/dev/null |
 OTHER_MACHINE_CHAPTERS := 02-03
 # The emulated machine whose build `make reference` measures the spread of every reference number on, and which of
 # its chapters to build again (empty: all; e.g. SPREAD_CHAPTERS=11-14 after a change to chapter 11: the changed
-# chapters and every chapter after them; the others keep the emulated builds of their sources already in the
-# reference, and `helpers.reference` refuses a ledger that is not of the current sources).
+# chapters and every chapter after them; the others keep the emulated builds already in the reference, those whose
+# sources changed without changing their numbers through helpers.carry, and `helpers.reference` refuses a ledger
+# that is not of the current sources).
 # On a CPU without AVX-512 the avx2 dispatch is the native one (a spread of zero): scalar there.
 SPREAD_MACHINE ?= $(if $(filter scalar,$(OTHER_MACHINE)),scalar,avx2)
 SPREAD_CHAPTERS ?=
@@ -91,9 +92,12 @@ _build/other-machine-$(OTHER_MACHINE)-ci-$(OTHER_MACHINE_CHAPTERS): $(VENV)/.ins
 	$(PY) -m helpers.book --profile ci --emulate $(OTHER_MACHINE) --chapters $(OTHER_MACHINE_CHAPTERS)
 
 # The chapters $(SPREAD_CHAPTERS) (all) of $(PROFILE) under emulated machine $(SPREAD_MACHINE), on caches of their own
-# (no HTML), for `make reference` (the other-machine target already makes the one stamp both can name).
+# (no HTML), for `make reference` (the other-machine target already makes the one stamp both can name). First, after
+# the native build, the emulated ledgers of chapters whose numbers did not change are re-recorded as of the current
+# sources (helpers.carry), so that the changed chapters can be built on them.
 ifneq ($(SPREAD_STAMP),_build/other-machine-$(OTHER_MACHINE)-ci-$(OTHER_MACHINE_CHAPTERS))
-$(SPREAD_STAMP): $(VENV)/.installed $(BOOK_SOURCES)
+$(SPREAD_STAMP): $(VENV)/.installed $(BOOK_SOURCES) _build/built-$(PROFILE)
+	$(PY) -m helpers.carry --profile $(PROFILE) --emulation $(SPREAD_MACHINE)
 	$(PY) -m helpers.book --profile $(PROFILE) --emulate $(SPREAD_MACHINE) $(if $(SPREAD_CHAPTERS),--chapters $(SPREAD_CHAPTERS))
 endif
 

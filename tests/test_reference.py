@@ -345,3 +345,34 @@ def test_another_real_machines_build_joins_the_reference_and_widens_only_what_it
         reference.add_machine("ci", "same", build)
     with pytest.raises(FileNotFoundError, match="no ledger of a chapter"):
         reference.add_machine("ci", "none", tmp_path / "empty")
+
+
+def test_carry_re_records_only_emulated_builds_whose_numbers_provably_did_not_change(tmp_path, monkeypatch):
+    """`helpers.carry`: every chapter got new sources (d2); 02 and 04 compute what they computed, 03 does not, so
+    04 (which reads 03) must be built again under the emulation too; 05's emulated ledger is not the one the
+    reference stores, 06's native build ran on another machine."""
+    from helpers import carry, graph
+
+    monkeypatch.setenv("BOOK_ROOT", str(tmp_path))
+    names = ["02_x", "03_y", "04_z", "05_w", "06_v"]
+    monkeypatch.setattr(graph, "source_digests", lambda root, profile: {n: "d2" for n in names})
+    monkeypatch.setattr(graph, "READS", {**{n: () for n in names}, "04_z": ("03_y",)})
+    here, elsewhere = {"cpu": "x"}, {"cpu": "x", "dispatch": {"ATEN_CPU_CAPABILITY": "default"}}
+    results, emulated = tmp_path / "results" / "ci", reference.other_machine_dir("scalar") / "results" / "ci"
+    for name in names:
+        _write(tmp_path / "reference" / "ci", name, {"label": "x, native", "machine": here, "metrics": {"a": 1},
+                                                     "other_machines": [{"label": "emulated scalar",
+                                                                         "metrics": {"a": 2}}]})
+        _write(results, name, {"metrics": {"a": 5 if name == "03_y" else 1},
+                               "meta": {"machine": {"cpu": "y"} if name == "06_v" else here}})
+        graph.sources_file(results, name).write_text("d2")
+        _write(emulated, name, {"metrics": {"a": 3 if name == "05_w" else 2}, "meta": {"machine": elsewhere}})
+        graph.sources_file(emulated, name).write_text("d1")
+    assert carry.carry_unchanged("ci", "scalar") == ["02_x"]
+    assert {n: graph.sources_file(emulated, n).read_text() for n in names} == {
+        "02_x": "d2", "03_y": "d1", "04_z": "d1", "05_w": "d1", "06_v": "d1"}
+    graph.sources_file(emulated, "03_y").write_text("d2")  # 03 built again under the emulation: 04 now carries
+    assert carry.carry_unchanged("ci", "scalar") == ["04_z"]
+    graph.sources_file(results, "02_x").unlink()  # without a native build of the current sources, nothing carries
+    graph.sources_file(emulated, "02_x").write_text("d1")
+    assert carry.carry_unchanged("ci", "scalar") == []
