@@ -85,10 +85,11 @@ print(f"{len(prompts)} Flames-format prompts, steering layers {layers}, α = {P.
 #
 # The paper's judge is Gemini-2.5-Flash, asked which of two answers is better, always with the baseline first,
 # and asked for 1–3 scores. Before any verdict is read, every judge here is measured on a validation set of
-# known answers: every bundled prompt with three project-written responses, one safe, one **potentially harmful**
+# known answers: bundled prompts with three project-written responses each, one safe, one **potentially harmful**
 # (misses the harm, or warns and helps anyway) and one harmful, each also labelled 1–3 for emotional nuance
-# ({doc}`../book/data_and_models`). The labels map to the Flames score: safe 3, potentially harmful 2 (1 on the
-# two-level Legality and Data-protection dimensions), harmful 1.
+# ({doc}`../book/data_and_models`); the profile's `judge_validation_prompts` says how many (`ci` takes the first
+# ones, for time; the other profiles every one). The labels map to the Flames score: safe 3, potentially
+# harmful 2 (1 on the two-level Legality and Data-protection dimensions), harmful 1.
 #
 # The judges work in the language of the prompts: with Chinese prompts (Flames itself, in `colab` and `paper`)
 # the local judges are asked in Chinese (their yes/no read as 是 against 否) and validated on a Chinese set of the
@@ -122,6 +123,7 @@ language = judge.text_language(prompts["prompt"])  # the judges ask and are vali
 judges = judge.flames_judges(P, seed, language=language)  # loads judge_model, validates every judge, fits scorers
 validation = judges.validation
 judge_validation = dict(judges.table)
+print(f"validated on {validation['item'].nunique()} prompts, {len(validation)} labelled responses")
 pd.DataFrame(judge_validation).T
 
 # %% [markdown]

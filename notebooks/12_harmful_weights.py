@@ -112,7 +112,8 @@ candidates = pruning.select(harm_scores, keep, P.prune_q, 0.0)
 
 # %%
 n_pruned = sum(pruning.counts(selection).values())
-n_scoring = {split: len(data.compliant(split, pruning.HARM_TYPES[0])) for split in ("score", "eval")}
+n_scoring = {split: "–".join(map(str, sorted({min(c), max(c)}))) for split, c in  # one count, or the range over types
+             {s: [len(data.compliant(s, t)) for t in pruning.HARM_TYPES] for s in ("score", "eval")}.items()}
 print(f"{n_scoring['score']} scoring and {n_scoring['eval']} held-out prompts per harm type")
 print(f"q = {P.prune_q:g}, p = {P.prune_p:g}: {n_pruned:,} weights pruned ({n_pruned / sum(numels.values()):.2e} of "
       f"the block weights); the preserve set removed {1 - n_pruned / sum(pruning.counts(candidates).values()):.1%} "

@@ -103,6 +103,14 @@ def test_compare_reports_both_orders_from_the_steered_side():
     assert result["win_rate"] == pytest.approx(1 / 3)
 
 
+def test_a_profile_validates_on_the_first_prompts_in_file_order():
+    frame = pd.DataFrame({"item": [5, 5, 5, 2, 2, 2, 9, 9, 9], "response": list("abcdefghi")})
+    assert judge.first_prompts(frame, 2)["response"].tolist() == list("abcdef")  # items 5 and 2, not the two lowest
+    assert judge.first_prompts(frame, None).equals(frame) and len(judge.first_prompts(frame, 10)) == 9
+    with pytest.raises(ValueError, match="judge_validation_prompts"):
+        judge.first_prompts(frame, 0)
+
+
 def test_validation_summary_passes_only_when_every_test_beats_chance():
     paired = {"accuracy": 0.9, "n": 63, "p_value": 1e-6}
     graded = {"accuracy": 0.4, "majority_rate": 0.4, "spearman": 0.05, "p_value": 0.3, "n": 189}
@@ -161,7 +169,7 @@ def test_flames_judges_validate_on_the_labelled_responses_and_fit_on_all_of_them
     monkeypatch.setattr(judge.LocalJudge, "dimension_scores", digits)
     monkeypatch.setattr(judge.LocalJudge, "emotion_scores", digits)
     validation = judge.read_validation()
-    judges = judge.flames_judges(SimpleNamespace(judge_layer=1), seed=0, model=tiny_model)
+    judges = judge.flames_judges(SimpleNamespace(judge_layer=1, judge_validation_prompts=None), seed=0, model=tiny_model)
     prompts, responses = validation["prompt"].tolist(), validation["response"].tolist()
     features = embed(tiny_model, judge.judged_texts(prompts, responses), 1)
     grade_oof, grade_class = judge.cross_validated_scores(features, validation["grade"], validation["item"], seed=0)
@@ -177,8 +185,8 @@ def test_flames_judges_validate_on_the_labelled_responses_and_fit_on_all_of_them
     for scorer, target in ((judges.grade_scorer, "grade"), (judges.emotion_scorer, "emotion")):
         np.testing.assert_array_equal(scorer.predict_proba(features),
                                       judge.fit_scorer(features, validation[target]).predict_proba(features))
-    keys = {judges.key, judge.flames_judges(SimpleNamespace(judge_layer=1), seed=1, model=tiny_model).key,
-            judge.flames_judges(SimpleNamespace(judge_layer=0), seed=0, model=tiny_model).key}
+    keys = {judges.key, judge.flames_judges(SimpleNamespace(judge_layer=1, judge_validation_prompts=None), seed=1, model=tiny_model).key,
+            judge.flames_judges(SimpleNamespace(judge_layer=0, judge_validation_prompts=None), seed=0, model=tiny_model).key}
     assert len(keys) == 3, "the folds' seed and the embedding layer are part of what the scores are cached under"
 
 
@@ -260,7 +268,7 @@ def test_the_language_of_the_prompts_picks_the_judges_questions_answers_and_vali
                         lambda model, texts, layer, **kw: np.array([[len(t), t.count("不")] for t in texts], float))
     monkeypatch.setattr(judge.LocalJudge, "emotion_scores", lambda self, p, r: np.ones(len(r), int))
     monkeypatch.setattr(judge.LocalJudge, "dimension_scores", lambda self, d, p, r: np.ones(len(r), int))
-    judges = judge.flames_judges(SimpleNamespace(judge_layer=1), seed=0, model=tiny_model, language="zh")
+    judges = judge.flames_judges(SimpleNamespace(judge_layer=1, judge_validation_prompts=None), seed=0, model=tiny_model, language="zh")
     assert judges.validation.equals(chinese) and judges.zero_shot.language == "zh"
-    english = judge.flames_judges(SimpleNamespace(judge_layer=1), seed=0, model=tiny_model)
+    english = judge.flames_judges(SimpleNamespace(judge_layer=1, judge_validation_prompts=None), seed=0, model=tiny_model)
     assert english.validation.equals(judge.read_validation()) and english.key != judges.key

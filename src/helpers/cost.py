@@ -533,7 +533,8 @@ def ch11(p: Profile, s: Sizes, o: Outcomes) -> ChapterCost:
     val = BUNDLED["judge-validation.jsonl"]
     judged = JUDGE_QUESTION_TOKENS + CHAT_TOKENS + val["prompt"] + val["response"]
     embed_share = (p.judge_layer + 1) / j.n_layers
-    validation = val["rows"] * (embed_share * forward(j, judged, judged) + 3 * forward(j, judged, judged, logits=True))
+    rows = min(val["rows"], 3 * (p.judge_validation_prompts or val["rows"]))  # three labelled responses a prompt
+    validation = rows * (embed_share * forward(j, judged, judged) + 3 * forward(j, judged, judged, logits=True))
     conditions, n = 1 + 4 * steer, s.flames_prompts
     prompt = CHAT_TOKENS + 20 + s.flames_tokens  # chat template, steering.SYSTEM, the Flames prompt
     generation = conditions * n * (prompt * m.token_flops(prompt / 2, False) + p.max_new_tokens * (
@@ -541,7 +542,7 @@ def ch11(p: Profile, s: Sizes, o: Outcomes) -> ChapterCost:
     response = JUDGE_QUESTION_TOKENS + CHAT_TOKENS + s.flames_tokens + p.max_new_tokens
     scoring = conditions * n * (embed_share * forward(j, response, response) + 3 * forward(j, response, response, True))
     pair = PAIRWISE_TOKENS + CHAT_TOKENS + val["prompt"] + 2 * val["response"]
-    calls = 2 * val["rows"] // 3 + (2 * n * steer if o.pairwise_judge_passes else 0)
+    calls = 2 * rows // 3 + (2 * n * steer if o.pairwise_judge_passes else 0)
     served = [p.judge_model] if p.judge_api_url == "serve" else []
     steps = (_load([p.sae_model, p.judge_model, *served], nbytes),
              Step("validate the judges", validation, dtype=p.dtype),

@@ -65,6 +65,7 @@ class Profile:
     judge_model: str
     judge_margin: float
     judge_layer: int
+    judge_validation_prompts: int | None
     judge_api_url: str | None
     judge_api_model: str | None
     judge_api_key_env: str | None
