@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -28,18 +29,18 @@ def book(tmp_path: Path) -> Path:
     helpers = tmp_path / "src" / "helpers"
     (helpers / "data" / "files").mkdir(parents=True)
     (helpers / "__init__.py").write_text("")
-    (helpers / "paths.py").write_text("ROOT = 1\n")
+    (helpers / "paths.py").write_text("ROOT = 1\n\n\ndef threads(p):\n    return p.threads\n")
     (helpers / "activations.py").write_text("from helpers.paths import ROOT\n")
     (helpers / "data" / "__init__.py").write_text("")
     (helpers / "data" / "files" / "sample.tsv").write_text("a\tb\n")
     (tmp_path / "notebooks").mkdir()
     code = {"01_moral_vectors": "from helpers import paths", "02_activations": "from helpers import activations",
             "05_structural": "import helpers.activations\nfrom helpers.data import files",
-            "12_harmful_weights": "from helpers import paths as p"}
+            "12_harmful_weights": "from helpers import paths as p\nshare = P.prune_share"}
     for stem, source in code.items():
         (tmp_path / "notebooks" / f"{stem}.ipynb").write_text(notebook(source))
     (tmp_path / "params").mkdir()
-    (tmp_path / "params" / "ci.yaml").write_text("threads: 2\n")
+    (tmp_path / "params" / "ci.yaml").write_text("threads: 2\nprune_share: 0.3\nsae_lr: 0.001\n")
     (tmp_path / "pyproject.toml").write_text("[project]\n")
     (tmp_path / "reference" / "ci").mkdir(parents=True)
     (tmp_path / "reference" / "ci" / "05_structural.json").write_text("{}")
@@ -100,9 +101,31 @@ def test_its_own_reference_file_the_profile_and_the_machine_rerun_a_chapter(book
     shown.write_text('{"metrics": {}, "sources": "b", "other_machines": [{"metrics": {}, "sources": "b"}]}')
     assert stale(book, stage, results) == []  # re-stamped source digests change nothing a page shows
     assert graph.digests(book, CHAPTERS, "ci", ENV, rendered=False) == sources  # a ledger never depends on it
-    (book / "params" / "ci.yaml").write_text("threads: 1\n")
+    (book / "params" / "ci.yaml").write_text("threads: 1\nprune_share: 0.3\nsae_lr: 0.001\n")
     assert stale(book, stage, results) == ["01", "02", "05", "12"]
     assert stale(book, stage, results, {**ENV, "machine": "y"}) == ["01", "02", "05", "12"]
+
+
+def test_a_profile_key_reruns_only_the_chapters_whose_code_names_it(book: Path) -> None:
+    stage, results = built(book)
+    params = book / "params" / "ci.yaml"
+    params.write_text("threads: 2\nprune_share: 0.5\nsae_lr: 0.001\n")
+    assert stale(book, stage, results) == ["12"]  # only chapter 12's own code reads P.prune_share
+    stage, results = built(book)
+    params.write_text("# a comment\nthreads: 2\nprune_share: 0.5\nsae_lr: 0.01\nnew_key: 1\n")
+    assert stale(book, stage, results) == []  # no chapter names sae_lr or new_key: nothing they can read changed
+    params.write_text("threads: 3\nprune_share: 0.5\nsae_lr: 0.01\n")
+    assert stale(book, stage, results) == ["01", "02", "05", "12"]  # every chapter imports paths, which reads it
+
+
+def test_no_code_reads_a_profile_key_by_name_at_run_time() -> None:
+    """`graph.profile_read` finds the keys a chapter can read as attributes in its code; a key read through getattr,
+    asdict or vars would escape it, so such reads are refused."""
+    dynamic = re.compile(r"\b(getattr|asdict|vars|fields|replace)\(\s*(P|p|profile|prof)\b")
+    files = [*(ROOT / "src" / "helpers").rglob("*.py"), *(ROOT / "notebooks").rglob("*.py")]
+    offenders = [f"{path.relative_to(ROOT)}:{n}" for path in files
+                 for n, line in enumerate(path.read_text().splitlines(), 1) if dynamic.search(line)]
+    assert not offenders, offenders
 
 
 def test_a_missing_ledger_or_executed_copy_or_a_failed_run_reexecutes(book: Path) -> None:

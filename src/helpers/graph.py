@@ -6,8 +6,11 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import yaml
 
 # The earlier chapters whose caches or ledgers each chapter reads (its "Prerequisites"); a chapter's digest includes
 # theirs, so a change upstream re-executes everything downstream of it.
@@ -90,9 +93,10 @@ def notebook_code(path: Path) -> str:
 
 
 def chapter_inputs(root: Path, chapter: str, profile: str, rendered: bool = True) -> list[Path]:
-    """The files one chapter's execution depends on: its notebook, the helpers it imports (transitively), the
-    profile, the pinned environment and (`rendered`) the committed reference it shows (its own file; all for the
-    report), which changes what a page shows but never a ledger."""
+    """The files one chapter's execution depends on: its notebook (first), the helpers it imports (transitively),
+    the profile (of which `digests` takes the keys the chapter can read: `profile_read`), the pinned environment
+    and (`rendered`) the committed reference it shows (its own file; all for the report), which changes what a page
+    shows but never a ledger."""
     stem = Path(chapter).name
     notebook = root / f"{chapter}.ipynb"
     reference = root / "reference" / profile
@@ -100,6 +104,20 @@ def chapter_inputs(root: Path, chapter: str, profile: str, rendered: bool = True
     return [notebook, *helper_closure(notebook_code(notebook), root / "src" / "helpers"),
             root / "params" / f"{profile}.yaml", root / "pyproject.toml",
             *[p for p in shown if rendered and p.is_file()]]
+
+
+ATTRIBUTE = re.compile(r"\.([A-Za-z_]\w*)")  # `x.<name>`: how code reads a profile key (`P.quota_scale`)
+
+
+def profile_read(params: Path, code: Sequence[str]) -> bytes:
+    """What a chapter can read of its profile: the values of every key of `params` that its code (the notebook's and
+    that of every helper it imports) names as an attribute, `P.<key>` (never by name at run time: a test forbids
+    it), as canonical JSON; so editing another key, or a comment, re-executes nothing."""
+    raw = yaml.safe_load(params.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict):  # not a profile: load_profile names the error; every chapter depends on it all
+        return params.read_bytes()
+    named = {name for text in code for name in ATTRIBUTE.findall(text)}
+    return json.dumps({k: v for k, v in raw.items() if k in named}, sort_keys=True, default=str).encode()
 
 
 def shown_reference(path: Path) -> bytes:
@@ -114,8 +132,9 @@ def shown_reference(path: Path) -> bytes:
 
 def digests(root: Path, chapters: list[str], profile: str, environment: Mapping[str, object],
             rendered: bool = True) -> dict[str, str]:
-    """Per chapter (in build order), a digest of its input files (with the reference it shows if `rendered`), the
-    build environment and the digests of the chapters it reads; a chapter missing from READS raises."""
+    """Per chapter (in build order), a digest of its input files (with the reference it shows if `rendered`, and of
+    the profile only the keys it can read), the build environment and the digests of the chapters it reads; a
+    chapter missing from READS raises."""
     env = json.dumps(environment, sort_keys=True, default=str)
     out: dict[str, str] = {}
     for chapter in chapters:
@@ -123,8 +142,15 @@ def digests(root: Path, chapters: list[str], profile: str, environment: Mapping[
         if stem not in READS and not is_exercise(chapter):
             raise KeyError(f"{chapter}: not in helpers.graph.READS; declare which chapters it reads")
         h = hashlib.sha256(env.encode())
-        for path in chapter_inputs(root, chapter, profile, rendered):
-            content = shown_reference(path) if path.parent.parent == root / "reference" else path.read_bytes()
+        inputs = chapter_inputs(root, chapter, profile, rendered)
+        code = [notebook_code(inputs[0]), *(p.read_text() for p in inputs if p.suffix == ".py")]
+        for path in inputs:
+            if path == root / "params" / f"{profile}.yaml":
+                content = profile_read(path, code)
+            elif path.parent.parent == root / "reference":
+                content = shown_reference(path)
+            else:
+                content = path.read_bytes()
             h.update(str(path.relative_to(root)).encode() + b"\0" + content)
         for upstream in READS.get(stem, ()):
             done = next((d for c, d in out.items() if Path(c).name == upstream), None)
