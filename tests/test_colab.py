@@ -80,9 +80,7 @@ def test_one_release_tag_names_the_branch_the_clone_and_the_version(root):
     cell = colab_cell(root)
     assert f'ref, url = "{ref}", "{_config(root)["repository"]["url"]}"' in cell
     assert '"--branch", ref, url, "/content/book"' in cell
-    makefile_pins = subprocess.run(["make", "--no-print-directory", "-s", "-f", "Makefile", "--eval",
-                                    "print-pins: ; @echo $(NODEPS_PINS)", "print-pins"], cwd=root, check=True,
-                                   capture_output=True, text=True).stdout.split()
+    makefile_pins = re.search(r"^NODEPS_PINS := (.+)$", (root / "Makefile").read_text(), re.M)[1].split()
     assert list(NODEPS_PINS) == makefile_pins, "Colab installs the same data packages as `make env`"
 
 
