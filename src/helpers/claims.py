@@ -5,7 +5,6 @@ pooling variants and the external lexicons."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -466,19 +465,14 @@ def _psc_counts(m: Metrics, key: str, condition: str) -> dict[str, tuple[int, di
     psc = {tuple(k.split(" | ")): v.get(key) for k, v in m["psc"].items()}
     counts = {}
     for reader in dict.fromkeys(r for _, _, r in psc):
-        base = [v for (layer, _, r), v in psc.items() if layer == "baseline" and r == reader and _counted(v)]
-        steered = {layer: v for (layer, c, r), v in psc.items() if c == condition and r == reader and _counted(v)}
+        base = [v for (layer, _, r), v in psc.items() if layer == "baseline" and r == reader and not pd.isna(v)]
+        steered = {layer: v for (layer, c, r), v in psc.items() if c == condition and r == reader and not pd.isna(v)}
         if len(base) == 1 and steered:
             counts[reader] = (base[0], steered)
     if not counts:
         raise NotTestable(f"no scorer passed validation on {key.removeprefix('psc_')}, so no perfect-score counts "
                           "were taken")
     return counts
-
-
-def _counted(value: object) -> bool:
-    """Whether a stored perfect-score count was taken (a reader that failed validation stores none or NaN)."""
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def _psc_measure(counts: dict[str, tuple[int, dict[str, int]]], n: int) -> Measurement:
