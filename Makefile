@@ -75,7 +75,8 @@ test: unit
 	$(MAKE) --no-print-directory other-machine
 	$(MAKE) --no-print-directory smoke
 
-# Execute every chapter with papermill (profile $(PROFILE)), render the executed copies, then check the HTML.
+# Execute every chapter with papermill (profile $(PROFILE)), up to BOOK_LANES (default 2) side by side as the chapter
+# graph allows, render the executed copies, then check the HTML.
 book: env _build/built-$(PROFILE)
 	$(PY) -m pytest tests/book -q
 

@@ -184,8 +184,6 @@ def test_a_ledger_is_recorded_as_of_its_sources_only_when_what_it_read_was_too(b
     executed again even when its build digest did not change (`make reference SPREAD_CHAPTERS=…` relies on it)."""
     import types
 
-    import papermill
-
     from helpers import book as book_module
 
     (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n"
@@ -194,16 +192,17 @@ def test_a_ledger_is_recorded_as_of_its_sources_only_when_what_it_read_was_too(b
     monkeypatch.delenv("BOOK_OUTPUT_ROOT", raising=False)
     monkeypatch.setattr(book_module, "load_profile", lambda profile: types.SimpleNamespace(threads=2))
     monkeypatch.setattr(book_module, "build_environment", lambda profile: ENV)
-    monkeypatch.setattr(book_module, "hide_injected_parameters", lambda target: None)
     ran = []
 
-    def fake_execute(source, target, **kwargs):  # a chapter run: its executed copy and its ledger
+    def fake_start(profile, source, target, log):  # a chapter run: its executed copy and its ledger
         ran.append(Path(source).stem[:2])
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
         Path(target).write_text("{}")
         (book / "results" / "ci").mkdir(parents=True, exist_ok=True)
         (book / "results" / "ci" / f"{Path(source).stem}.json").write_text("{}")
+        return types.SimpleNamespace(poll=lambda: 0, returncode=0)
 
-    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    monkeypatch.setattr(book_module, "start_page", fake_start)
     stage, results = book / "_build" / "stage", book / "results" / "ci"
 
     def execute(span=None) -> list[str]:
@@ -223,3 +222,102 @@ def test_a_ledger_is_recorded_as_of_its_sources_only_when_what_it_read_was_too(b
     assert execute("05") == ["05"]  # its build digest is unchanged, its record missing: executed again
     assert graph.of_sources(results, "05_structural", graph.source_digests(book, "ci")["05_structural"])
     assert execute("05") == []
+
+
+def test_the_next_page_waits_for_what_it_reads_and_starts_the_longest_chain_first() -> None:
+    every = [f"notebooks/{c}" for c in graph.READS] + ["notebooks/exercises/E1_cosine"]
+    first = graph.next_page(every, [])
+    assert first == "notebooks/01_moral_vectors"  # 13 chapters read it
+    rest = [page for page in every if page != first]
+    assert graph.next_page(rest, [first]) == "notebooks/12_harmful_weights"  # reads nothing; the report reads it
+    after_02 = [page for page in rest if page[10:12] not in ("02", "12")]
+    assert graph.next_page(after_02, []) == "notebooks/08_sae"  # 09, 10, 11, 13, 14 read it; 03 only 04, 07, 14
+    assert graph.next_page(["notebooks/09_moral_features", "notebooks/13_superposition_geometry"],
+                           ["notebooks/08_sae"]) is None  # both read the running chapter 08
+    assert graph.next_page(["notebooks/04_gradient", "notebooks/exercises/E1_cosine"],
+                           ["notebooks/03_categorical"]) == "notebooks/exercises/E1_cosine"
+    assert graph.downstream("12_harmful_weights") == ["14_report"]
+
+
+def _fake_pages(book: Path, monkeypatch, polls: dict[str, int], fails: str = "") -> list[tuple[str, str]]:
+    """Replace each page's process by one that is busy for `polls[number]` polls (default 1) and then writes its
+    executed copy and ledger (or exits 1 for chapter `fails`); return the log of ("start"/"end", number) events."""
+    import types
+
+    from helpers import book as book_module
+
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n"
+                                   + "".join(f"- file: {c}\n" for c in CHAPTERS))
+    monkeypatch.setenv("BOOK_ROOT", str(book))
+    monkeypatch.delenv("BOOK_OUTPUT_ROOT", raising=False)
+    monkeypatch.setattr(book_module, "load_profile", lambda profile: types.SimpleNamespace(threads=2))
+    monkeypatch.setattr(book_module, "build_environment", lambda profile: ENV)
+    monkeypatch.setattr(book_module.time, "sleep", lambda seconds: None)
+    events = []
+
+    def fake_start(profile, source, target, log):
+        number, left = Path(source).stem[:2], [polls.get(Path(source).stem[:2], 1)]
+        events.append(("start", number))
+
+        def poll():
+            left[0] -= 1
+            if left[0] > 0:
+                return None
+            if ("end", number) not in events:
+                events.append(("end", number))
+                if number != fails:
+                    Path(target).parent.mkdir(parents=True, exist_ok=True)
+                    Path(target).write_text("{}")
+                    (book / "results" / "ci").mkdir(parents=True, exist_ok=True)
+                    (book / "results" / "ci" / f"{Path(source).stem}.json").write_text("{}")
+            process.returncode = 1 if number == fails else 0
+            return process.returncode
+
+        process = types.SimpleNamespace(poll=poll, returncode=None)
+        return process
+
+    monkeypatch.setattr(book_module, "start_page", fake_start)
+    return events
+
+
+def test_pages_run_side_by_side_only_once_what_they_read_is_done(book: Path, monkeypatch) -> None:
+    from helpers import book as book_module
+
+    events = _fake_pages(book, monkeypatch, {"01": 3, "12": 10})
+    book_module.execute("ci", book, book / "_build" / "stage", side_by_side=2)
+    start = {number: events.index(("start", number)) for _, number in events}
+    end = {number: events.index(("end", number)) for _, number in events}
+    assert start["12"] < end["01"]  # it reads nothing: it runs beside chapter 01
+    assert end["01"] < start["02"] and end["02"] < start["05"]
+    assert sum(1 for event, _ in events if event == "start") == 4
+    assert all(graph.stamp_file(book / "_build" / "stage", c).is_file() for c in CHAPTERS)
+    events.clear()
+    book_module.execute("ci", book, book / "_build" / "stage", side_by_side=2)
+    assert events == []  # all up to date
+
+
+def test_a_failed_page_stops_what_reads_it_lets_its_neighbour_finish_and_raises(book: Path, monkeypatch) -> None:
+    from helpers import book as book_module
+
+    events = _fake_pages(book, monkeypatch, {"01": 2, "12": 5}, fails="01")
+    with pytest.raises(RuntimeError, match="failed: notebooks/01_moral_vectors.*not executed: notebooks/02_"):
+        book_module.execute("ci", book, book / "_build" / "stage", side_by_side=2)
+    assert ("start", "02") not in events and ("end", "12") in events
+    stage = book / "_build" / "stage"
+    assert not graph.stamp_file(stage, "notebooks/01_moral_vectors").exists()
+    assert graph.stamp_file(stage, "notebooks/12_harmful_weights").is_file()
+
+
+def test_lanes_are_what_was_asked_as_far_as_free_memory_holds_them(monkeypatch, tmp_path: Path) -> None:
+    from helpers import book as book_module
+    from helpers import machine
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:   20000000 kB\n")
+    assert machine.available_memory_gb(meminfo) == pytest.approx(20.48)
+    for free, asked, expected in ((20.48, 2, 2), (20.48, 3, 2), (10.0, 2, 1), (None, 2, 1), (40.0, 1, 1)):
+        monkeypatch.setattr(machine, "available_memory_gb", lambda free=free: free)
+        assert book_module.lanes(asked) == expected
+    monkeypatch.setenv("BOOK_LANES", "0")
+    with pytest.raises(ValueError, match="BOOK_LANES"):
+        book_module.lanes()

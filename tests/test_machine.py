@@ -51,6 +51,19 @@ def test_an_emulated_machine_rounds_float32_differently():
         assert len(set(runs.values())) == len(runs), runs
 
 
+def test_sleeping_idle_threads_leave_every_number_as_it_was():
+    code = ("import hashlib, torch; g = torch.Generator().manual_seed(0); x = torch.randn(512, 576, generator=g); "
+            "w = torch.randn(576, 2304, generator=g, requires_grad=True); y = torch.relu(x @ w); "
+            "loss = torch.nn.functional.layer_norm(y, (2304,)).softmax(-1).pow(2).sum(); loss.backward(); "
+            "print(torch.get_num_threads(), hashlib.sha256(y.detach().numpy().tobytes() + w.grad.numpy().tobytes()"
+            " + loss.detach().numpy().tobytes()).hexdigest())")
+    runs = {name: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                 env={**os.environ, **machine.thread_env(2), **policy}).stdout
+            for name, policy in (("spinning", {}), ("sleeping", machine.QUIET_WAIT))}
+    assert runs["spinning"] == runs["sleeping"], runs
+    assert runs["sleeping"].startswith("2 "), runs  # the kernels ran on two threads
+
+
 def test_unknown_emulations_and_thread_counts():
     with pytest.raises(ValueError, match="unknown emulated machine 'arm'"):
         machine.emulation_env("arm")

@@ -121,7 +121,7 @@ def test_a_smoke_run_fails_on_a_missing_ledger_or_a_blocked_connection(tmp_path,
     monkeypatch.setattr(smoke, "prepare", lambda out: {"BOOK_OUTPUT_ROOT": str(out)})
     monkeypatch.setattr(book, "stage_sources", lambda root, stage: None)
 
-    def execute(profile, root, stage, span, blocked=""):  # stands in for papermill: writes what a kernel would
+    def execute(profile, root, stage, span, side_by_side=1, blocked=""):  # stands in for papermill: writes what a kernel would
         results = tmp_path / "out" / "results" / profile
         results.mkdir(parents=True, exist_ok=True)
         for chapter in book.select(book.chapters(root), span):

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -157,45 +158,105 @@ def build_environment(profile: str) -> dict[str, object]:
             "machine": fingerprint, "python": sys.version}
 
 
-def execute(profile: str, root: Path, stage: Path, span: str | None = None) -> list[tuple[str, float]]:
-    """Run through papermill into the stage each chapter (of those in `span`; None: all, and the exercise pages)
-    whose inputs changed since its last successful execution there (`helpers.graph`), every kernel with the
-    profile's fixed thread count and its output in `<stage>/<chapter>.log`; stop at the first failure. Return the
-    executed pages' timings."""
+PAGE_MEMORY_GB = 8  # the most one ci chapter holds at its peak (chapter 12: 7.35 GB), with some room
+
+
+def run_page(profile: str, source: Path, target: Path, log: Path) -> None:
+    """Execute one page with papermill (the kernel started in the page's folder, `profile` its parameter) into
+    `target`, its output in `log`, and hide the injected parameters cell: what `--page` runs, one process a page."""
     import papermill
 
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        papermill.execute_notebook(str(source), str(target), parameters={"profile": profile}, cwd=str(source.parent),
+                                   kernel_name="python3", progress_bar=False, stdout_file=out, stderr_file=out)
+    hide_injected_parameters(target)  # once per execution, before the stamp says the copy is done
+
+
+def start_page(profile: str, source: Path, target: Path, log: Path) -> subprocess.Popen:
+    """Start `run_page` in a process of its own (papermill changes the working folder of the process it runs in,
+    so pages run side by side each need one); its own errors go to `<log>.err`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log.with_suffix(".err"), "w") as err:
+        return subprocess.Popen([sys.executable, "-m", "helpers.book", "--profile", profile, "--page", str(source),
+                                 str(target), str(log)], stdout=err, stderr=subprocess.STDOUT)
+
+
+def lanes(wanted: int | None = None) -> int:
+    """How many pages a build executes side by side: `wanted` (default: $BOOK_LANES, else 2), fewer where this
+    machine's free memory would not hold that many chapters at their peak (`PAGE_MEMORY_GB` each)."""
+    wanted = wanted or int(os.environ.get("BOOK_LANES", "2"))
+    if wanted < 1:
+        raise ValueError(f"BOOK_LANES / --lanes must be a positive number of pages, not {wanted}")
+    available = machine.available_memory_gb()
+    fits = max(1, int(available // PAGE_MEMORY_GB)) if available is not None else 1
+    return min(wanted, fits)
+
+
+def execute(profile: str, root: Path, stage: Path, span: str | None = None,
+            side_by_side: int = 1) -> list[tuple[str, float]]:
+    """Run through papermill into the stage each chapter (of those in `span`; None: all, and the exercise pages)
+    whose inputs changed since its last successful execution there (`helpers.graph`), every kernel with the
+    profile's fixed thread count and its output in `<stage>/<chapter>.log`; up to `side_by_side` pages at once, each
+    started once the chapters it reads are done (`graph.next_page`). At the first failure, start nothing more, let
+    the running pages finish, and raise. Return the executed pages' timings."""
     os.environ.update(machine.thread_env(load_profile(profile).threads))  # inherited by every kernel
+    os.environ.update(machine.QUIET_WAIT)  # pages side by side share the cores instead of spinning on them
     pages = select(chapters(root), span) + (exercises(root) if span is None else [])
     wanted = graph.digests(root, pages, profile, build_environment(profile))
     sources, results = graph.source_digests(root, profile), results_dir(profile)
-    stale = graph.to_execute(stage, results, wanted, sources)
-    print(f"[book] {len(stale)} of {len(wanted)} pages to execute; up to date: "
-          f"{', '.join(Path(c).name[:2] for c in wanted if c not in stale) or 'none'}", flush=True)
-    timings = []
-    for chapter in stale:
-        source, target = root / f"{chapter}.ipynb", stage / f"{chapter}.ipynb"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        name = Path(chapter).name
-        for stamp in (graph.stamp_file(stage, chapter), graph.sources_file(results, name)):
-            stamp.unlink(missing_ok=True)  # a failed execution leaves no stamp behind
-        start = time.perf_counter()
-        print(f"[book] executing {chapter} (profile={profile})", flush=True)
-        with open(stage / f"{chapter}.log", "w") as log:
-            papermill.execute_notebook(str(source), str(target), parameters={"profile": profile},
-                                       cwd=str(source.parent), kernel_name="python3", progress_bar=False,
-                                       stdout_file=log, stderr_file=log)
-        hide_injected_parameters(target)  # once per execution, before the stamp says the copy is done
-        graph.stamp_file(stage, chapter).write_text(wanted[chapter])
-        behind = [u for u in graph.upstream(name)  # built here before, from other sources: stale outputs read
-                  if (results / f"{u}.json").is_file() and not graph.of_sources(results, u, sources.get(u))]
-        if name in sources and not behind:  # its ledger is of these sources only if what it read was too
-            graph.sources_file(results, name).write_text(sources[name])
-        elif behind:
-            print(f"[book] {name} read outputs of {', '.join(behind)} that are not of their current sources: its "
-                  "ledger is not recorded as of its sources (build those chapters too)", flush=True)
-        timings.append((chapter, time.perf_counter() - start))
-        print(f"[book] {chapter} done in {timings[-1][1]:.0f} s", flush=True)
+    pending = graph.to_execute(stage, results, wanted, sources)
+    print(f"[book] {len(pending)} of {len(wanted)} pages to execute, up to {side_by_side} side by side; up to date: "
+          f"{', '.join(Path(c).name[:2] for c in wanted if c not in pending) or 'none'}", flush=True)
+    timings, running, failed = [], {}, []
+    while pending or running:
+        while not failed and len(running) < side_by_side and (chapter := graph.next_page(pending, running)):
+            pending.remove(chapter)
+            for stamp in (graph.stamp_file(stage, chapter), graph.sources_file(results, Path(chapter).name)):
+                stamp.unlink(missing_ok=True)  # a failed execution leaves no stamp behind
+            print(f"[book] executing {chapter} (profile={profile})", flush=True)
+            running[chapter] = (start_page(profile, root / f"{chapter}.ipynb", stage / f"{chapter}.ipynb",
+                                           stage / f"{chapter}.log"), time.perf_counter())
+        if not running:
+            break  # a failure left pages that wait on it
+        time.sleep(0.2)
+        for chapter, (process, start) in list(running.items()):
+            if process.poll() is None:
+                continue
+            del running[chapter]
+            if process.returncode:
+                failed.append(chapter)
+                _print_failure(chapter, stage)
+                continue
+            graph.stamp_file(stage, chapter).write_text(wanted[chapter])
+            _record_sources(chapter, results, sources)
+            timings.append((chapter, time.perf_counter() - start))
+            print(f"[book] {chapter} done in {timings[-1][1]:.0f} s", flush=True)
+    if failed:
+        raise RuntimeError(f"[book] failed: {', '.join(failed)} (logs in {stage}); not executed: "
+                           f"{', '.join(pending) or 'none'}")
     return timings
+
+
+def _record_sources(chapter: str, results: Path, sources: Mapping[str, str]) -> None:
+    """Record beside a chapter's ledger the source digest it was computed from, if what it read was of its current
+    sources too (else say so: its ledger is not of these sources until those chapters are built too)."""
+    name = Path(chapter).name
+    behind = [u for u in graph.upstream(name)  # built here before, from other sources: stale outputs read
+              if (results / f"{u}.json").is_file() and not graph.of_sources(results, u, sources.get(u))]
+    if name in sources and not behind:
+        graph.sources_file(results, name).write_text(sources[name])
+    elif behind:
+        print(f"[book] {name} read outputs of {', '.join(behind)} that are not of their current sources: its "
+              "ledger is not recorded as of its sources (build those chapters too)", flush=True)
+
+
+def _print_failure(chapter: str, stage: Path, lines: int = 80) -> None:
+    """Print the end of a failed page's papermill error (the cell and traceback) and of its kernel's output."""
+    for log in (stage / f"{chapter}.err", stage / f"{chapter}.log"):
+        if log.is_file():
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            print(f"[book] {chapter} FAILED; the end of {log.name}:\n" + "\n".join(tail), flush=True)
 
 
 MAX_OPEN_LINES = 12  # a code cell a page shows open is at most this long; longer ones are collapsed (hide-input)
@@ -239,11 +300,11 @@ def stamp_path(root: Path, profile: str, emulation: str | None = None, span: str
     return root / "_build" / re.sub(r"[^\w.-]", "_", name)
 
 
-def run_elsewhere(profile: str, emulation: str, span: str | None = None) -> Path:
+def run_elsewhere(profile: str, emulation: str, span: str | None = None, side_by_side: int = 1) -> Path:
     """Execute the chapters in `span` (None: all) as another kind of machine would: under emulated machine
     `emulation`'s kernel dispatch, with caches and ledgers of their own in `_build/other-machine-<name>/` (empty on
     a fresh clone; a chapter whose inputs did not change since its last run there is not run again); nothing is
-    rendered. Return that folder (its `results/<profile>/` holds the ledgers)."""
+    rendered; up to `side_by_side` pages at once. Return that folder (its `results/<profile>/` holds the ledgers)."""
     load_profile(profile)
     root = project_root()
     stamp = stamp_path(root, profile, emulation, span)
@@ -255,15 +316,15 @@ def run_elsewhere(profile: str, emulation: str, span: str | None = None) -> Path
     os.environ["BOOK_OUTPUT_ROOT"] = str(out)
     os.environ[netguard.LOG_ENV] = str(out / "stage" / "network-attempts.jsonl")
     stage_sources(root, out / "stage")
-    execute(profile, root, out / "stage", span)
+    execute(profile, root, out / "stage", span, side_by_side)
     stamp.touch()
     os.utime(stamp, (started, started))
     return out
 
 
-def build(profile: str = "ci") -> Path:
-    """Execute the chapters of `profile` whose inputs changed (all, on a fresh clone) and render `_build/html`;
-    return the HTML folder."""
+def build(profile: str = "ci", side_by_side: int = 1) -> Path:
+    """Execute the chapters of `profile` whose inputs changed (all, on a fresh clone; up to `side_by_side` at once)
+    and render `_build/html`; return the HTML folder."""
     load_profile(profile)  # fail fast on an unknown or invalid profile; an offline one guards every kernel from here
     root = project_root()
     for stamp in (root / "_build").glob("built-*"):  # the HTML about to be replaced is no longer any profile's
@@ -274,7 +335,7 @@ def build(profile: str = "ci") -> Path:
     os.environ[netguard.LOG_ENV] = str(stage / "network-attempts.jsonl")  # blocked attempts, read by tests/book
     stage_sources(root, stage)
     (stage / "PROFILE").write_text(profile + "\n")  # read by tests/book to find this build's ledger
-    execute(profile, root, stage)
+    execute(profile, root, stage, side_by_side=side_by_side)
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     subprocess.run([str(jupyter_book), "build", str(stage), "--path-output", str(root), "-W", "-n", "--keep-going"],
                    check=True)
@@ -294,7 +355,14 @@ def main() -> None:
     parser.add_argument("--sync-colab", action="store_true",
                         help="rewrite each chapter's Colab cell and _config.yml's branch to the release tag, and exit")
     parser.add_argument("--ref", action="store_true", help="print the release tag (v<version>) and exit")
+    parser.add_argument("--lanes", type=int, help="pages executed side by side (default: $BOOK_LANES, else 2; "
+                        "fewer where free memory is short)")
+    parser.add_argument("--page", nargs=3, metavar=("SOURCE", "TARGET", "LOG"),
+                        help="execute one page (what a build runs in a process of its own) and exit")
     args = parser.parse_args()
+    if args.page:
+        run_page(args.profile, *map(Path, args.page))
+        return
     if args.ref:
         print(book_ref())
         return
@@ -305,9 +373,10 @@ def main() -> None:
     if args.chapters and not args.emulate:
         parser.error("--chapters needs --emulate (a rendered book renders every chapter)")
     if args.emulate:
-        print(f"[book] ledgers in {run_elsewhere(args.profile, args.emulate, args.chapters)}/results/{args.profile}")
+        out = run_elsewhere(args.profile, args.emulate, args.chapters, lanes(args.lanes))
+        print(f"[book] ledgers in {out}/results/{args.profile}")
         return
-    print(f"[book] HTML in {build(args.profile)}")
+    print(f"[book] HTML in {build(args.profile, lanes(args.lanes))}")
 
 
 if __name__ == "__main__":

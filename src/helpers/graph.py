@@ -199,6 +199,20 @@ def upstream(chapter: str) -> list[str]:
     return [name for name in READS if name in found]
 
 
+def downstream(chapter: str) -> list[str]:
+    """Every chapter that reads `chapter`, directly or through other chapters (stems, build order)."""
+    return [name for name in READS if chapter in upstream(name)]
+
+
+def next_page(pending: Sequence[str], running: Sequence[str]) -> str | None:
+    """Of the `pending` pages (build order), the one to start next beside those `running`: a page none of whose
+    upstream chapters is still pending or running, the one most chapters read through (so the longest chain of the
+    graph starts first; ties: build order); None when every pending page waits on another."""
+    busy = {Path(page).name for page in (*pending, *running)}
+    ready = [page for page in pending if not busy & set(upstream(Path(page).name))]
+    return max(ready, key=lambda page: len(downstream(Path(page).name)), default=None)
+
+
 def to_execute(stage: Path, results: Path, wanted: Mapping[str, str],
                sources: Mapping[str, str] | None = None) -> list[str]:
     """The pages whose last successful execution had another digest, or whose executed copy or ledger (chapters

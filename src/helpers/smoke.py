@@ -140,9 +140,9 @@ def prepare(out: Path) -> dict[str, str]:
             "BOOK_OUTPUT_ROOT": str(out)}
 
 
-def run(span: str | None = None, out: Path | None = None) -> Path:
-    """Execute the chapters in `span` (None: all) with the colab-smoke profile on the stand-ins, everything under
-    `out` (default: `smoke_root`); return the folder of its ledgers, after checking every chapter wrote one and no
+def run(span: str | None = None, out: Path | None = None, side_by_side: int = 1) -> Path:
+    """Execute the chapters in `span` (None: all; up to `side_by_side` at once) with the colab-smoke profile on the
+    stand-ins, everything under `out` (default: `smoke_root`); return the folder of its ledgers, after checking every chapter wrote one and no
     kernel tried to reach off this machine (every URL must come from the mirror, every model from the hub cache)."""
     from helpers import book, netguard
     from helpers.paths import results_dir
@@ -157,7 +157,7 @@ def run(span: str | None = None, out: Path | None = None) -> Path:
     os.environ[netguard.LOG_ENV] = str(attempts)
     book.stage_sources(root, stage)
     span = span or "01-14"
-    book.execute(PROFILE, root, stage, span)
+    book.execute(PROFILE, root, stage, span, side_by_side)
     results = results_dir(PROFILE)
     missing = [c for c in book.select(book.chapters(root), span) if not (results / f"{Path(c).name}.json").is_file()]
     if missing:
@@ -172,8 +172,11 @@ def main() -> None:
     """Command-line entry point: `python -m helpers.smoke [--chapters 02-07]`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chapters", help="only these chapters, e.g. 02-07 (default: all)")
+    parser.add_argument("--lanes", type=int, help="chapters executed side by side (default: $BOOK_LANES, else 2)")
     args = parser.parse_args()
-    print(f"[smoke] ledgers in {run(args.chapters)}")
+    from helpers import book
+
+    print(f"[smoke] ledgers in {run(args.chapters, side_by_side=book.lanes(args.lanes))}")
 
 
 if __name__ == "__main__":
