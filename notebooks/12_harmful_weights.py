@@ -100,12 +100,13 @@ print(f"{P.prune_model}: {len(weights)} block matrices, {sum(numels.values()):,}
 # evaluation (held-out prompts of each type; the counts are printed below).
 
 # %%
-grads = {t: pruning.gradient_sums(hf, tokenizer, data.compliant("score", t)) for t in pruning.HARM_TYPES}
-grad_harm = {name: sum(grads[t][name] for t in pruning.HARM_TYPES) for name in weights}
-grad_keep = pruning.gradient_sums(hf, tokenizer, data.benign_pairs("preserve"), absolute=True)
-grad_refusal = pruning.gradient_sums(hf, tokenizer, data.refusals("score"))
-grad_trivia = pruning.gradient_sums(hf, tokenizer, data.trivia_pairs())
-keep = pruning.keep_scores(weights, grad_keep)
+keep = pruning.keep_scores(weights, pruning.gradient_sums(hf, tokenizer, data.benign_pairs("preserve"), absolute=True))
+grad_harm, per_type = {}, {}  # one harm type's gradients at a time: summed over types, and that type's own selection
+for t in pruning.HARM_TYPES:
+    grad_type = pruning.gradient_sums(hf, tokenizer, data.compliant("score", t))
+    grad_harm = {name: grad_harm.get(name, 0) + grad_type[name] for name in weights}
+    per_type[t] = pruning.select(pruning.prune_scores(weights, grad_type), keep, P.prune_q, P.prune_p)
+del grad_type  # a full-size copy of the block weights each: chapter 12 holds as few as it can
 harm_scores = pruning.prune_scores(weights, grad_harm)
 selection = pruning.select(harm_scores, keep, P.prune_q, P.prune_p)
 candidates = pruning.select(harm_scores, keep, P.prune_q, 0.0)
@@ -154,14 +155,15 @@ plt.show()
 # ```
 
 # %%
-unsigned = pruning.unsigned_scores(weights, grad_harm)
-conditions = {
+conditions = {  # each control's scores are made, matched and dropped in turn
     "signed (paper)": selection,
     "random": pruning.random_matched(weights, selection, seed=seed),
-    "unsigned": pruning.matched(unsigned, selection),
+    "unsigned": pruning.matched(pruning.unsigned_scores(weights, grad_harm), selection),
     "magnitude": pruning.matched(pruning.magnitude_scores(weights), selection),
-    "content-matched (refusals)": pruning.matched(pruning.prune_scores(weights, grad_refusal), selection),
-    "trivia prune": pruning.matched(pruning.prune_scores(weights, grad_trivia), selection),
+    "content-matched (refusals)": pruning.matched(
+        pruning.prune_scores(weights, pruning.gradient_sums(hf, tokenizer, data.refusals("score"))), selection),
+    "trivia prune": pruning.matched(
+        pruning.prune_scores(weights, pruning.gradient_sums(hf, tokenizer, data.trivia_pairs())), selection),
 }
 
 # %%
@@ -236,10 +238,10 @@ sweep
 # %% [markdown]
 # ## Shared across harm types?
 #
-# The recipe run once per harm type (25 scoring prompts each, same $q$ and $p$): how much the four selections
-# overlap ({term}`Jaccard <Jaccard index>`, pooled over matrices) against the overlap two random selections of
-# the same per-matrix sizes would have, and what pruning one type's selection does to the held-out prompts of
-# every type.
+# The recipe run once per harm type (its own scoring prompts, same $q$ and $p$; selected in the recipe cell above,
+# while each type's gradients were at hand): how much the four selections overlap ({term}`Jaccard <Jaccard index>`,
+# pooled over matrices) against the overlap two random selections of the same per-matrix sizes would have, and what
+# pruning one type's selection does to the held-out prompts of every type.
 #
 # ```{dropdown} Predict before you run: do the harm types share weights, and does pruning one reach the others?
 # Two random sets this small almost never meet, so even a small Jaccard can be many times chance; but all four
@@ -249,8 +251,6 @@ sweep
 # ```
 
 # %%
-per_type = {t: pruning.select(pruning.prune_scores(weights, grads[t]), keep, P.prune_q, P.prune_p)
-            for t in pruning.HARM_TYPES}
 types = list(pruning.HARM_TYPES)
 overlap = pd.DataFrame([[pruning.jaccard(per_type[a], per_type[b]) for b in types] for a in types], types, types)
 chance = pd.DataFrame([[pruning.chance_jaccard(per_type[a], per_type[b], numels) for b in types] for a in types],

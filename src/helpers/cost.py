@@ -569,7 +569,8 @@ def ch12(p: Profile, s: Sizes, o: Outcomes) -> ChapterCost:
     """Gradient sums (forward + backward with logits) on the harmful score pairs, their refusals, the benign
     preserve pairs (one at a time) and the trivia scoring pairs; seven evaluations (held-out NLLs, perplexity of
     the paragraphs, trivia answers of 12 tokens, harm detection, explanations); the q sweep and the per-type
-    transfer (held-out NLLs). At the peak: twelve block-sized score and gradient-sum tensors beside the weights."""
+    transfer (held-out NLLs). At the peak: five block-sized score and gradient-sum tensors beside the weights (the
+    preserve scores, the harm gradients and scores, a control's gradients and scores)."""
     m, nbytes = shape(p.prune_model), dtype_bytes(p.dtype)
     harm, benign = BUNDLED["harm-pairs.jsonl"], BUNDLED["benign-pairs.jsonl"]
     trivia, recognition = BUNDLED["trivia.jsonl"], BUNDLED["recognition.jsonl"]
@@ -591,7 +592,7 @@ def ch12(p: Profile, s: Sizes, o: Outcomes) -> ChapterCost:
     sweep = 2 * len(p.prune_q_sweep) * held_out + 5 * forward(m, n(60) * harm_seq, harm_seq, True)
     block = m.block_params() * nbytes
     holds = (_frame(s), _weights(p.prune_model, nbytes), Hold("gradients of the block weights", block),
-             Hold("gradient sums and scores (12 block-sized tensors)", 12 * block),
+             Hold("gradient sums and scores (5 block-sized tensors)", 5 * block),
              Hold("a batch's logits and saved activations", training_bytes(m, nbytes, 8, refusal_seq, 0)))
     steps = (Step("gradient sums", gradients, dtype=p.dtype),
              Step("seven evaluations", 7 * evaluation, dtype=p.dtype,
