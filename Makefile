@@ -64,7 +64,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 # (UNIT_WORKERS=0 runs them in this process, one after another).
 UNIT_WORKERS ?= 2
 unit: env
-	$(PY) -m pytest tests --ignore=tests/book --ignore=tests/other_machine -q $(if $(filter 0,$(UNIT_WORKERS)),,-n $(UNIT_WORKERS) --dist loadfile)
+	$(PY) -m pytest tests --ignore=tests/book --ignore=tests/other_machine -q --durations=12 $(if $(filter 0,$(UNIT_WORKERS)),,-n $(UNIT_WORKERS) --dist loadfile)
 
 # Everything: the unit tests, then the ci book (built only if its sources changed) and the checks on it: the
 # committed reference ledger within its measured tolerances, two-build identity on the reference's own machine,

@@ -4,6 +4,7 @@ chapters a build must execute because their digest changed (or their outputs are
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import re
@@ -52,9 +53,10 @@ def _nodes(tree: ast.AST) -> list[ast.AST]:
     return out
 
 
-def imported_helpers(source: str, package: Path) -> set[str]:
-    """The `helpers` modules (or subpackages) a Python source imports directly (anywhere but in `main`), as names
-    under `package`."""
+@functools.lru_cache(maxsize=1024)
+def _imported_names(source: str) -> frozenset[str]:
+    """The names a Python source imports from `helpers` (anywhere but in `main`); parsed once per distinct text,
+    since every page's closure reads the same helper files."""
     names = set()
     for node in _nodes(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and node.module == "helpers":
@@ -63,7 +65,13 @@ def imported_helpers(source: str, package: Path) -> set[str]:
             names.add(node.module.split(".")[1])
         elif isinstance(node, ast.Import):
             names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("helpers."))
-    return {n for n in names if (package / f"{n}.py").is_file() or (package / n).is_dir()}
+    return frozenset(names)
+
+
+def imported_helpers(source: str, package: Path) -> set[str]:
+    """The `helpers` modules (or subpackages) a Python source imports directly (anywhere but in `main`), as names
+    under `package`."""
+    return {n for n in _imported_names(source) if (package / f"{n}.py").is_file() or (package / n).is_dir()}
 
 
 def _files_of(name: str, package: Path) -> list[Path]:
@@ -109,11 +117,17 @@ def chapter_inputs(root: Path, chapter: str, profile: str, rendered: bool = True
 ATTRIBUTE = re.compile(r"\.([A-Za-z_]\w*)")  # `x.<name>`: how code reads a profile key (`P.quota_scale`)
 
 
+@functools.lru_cache(maxsize=16)
+def _parsed_yaml(text: str) -> object:
+    """A profile's YAML, parsed once per distinct text (every page's digest reads it; callers only read it)."""
+    return yaml.safe_load(text)
+
+
 def profile_read(params: Path, code: Sequence[str]) -> bytes:
     """What a chapter can read of its profile: the values of every key of `params` that its code (the notebook's and
     that of every helper it imports) names as an attribute, `P.<key>` (never by name at run time: a test forbids
     it), as canonical JSON; so editing another key, or a comment, re-executes nothing."""
-    raw = yaml.safe_load(params.read_text(encoding="utf-8"))
+    raw = _parsed_yaml(params.read_text(encoding="utf-8"))
     if not isinstance(raw, dict):  # not a profile: load_profile names the error; every chapter depends on it all
         return params.read_bytes()
     named = {name for text in code for name in ATTRIBUTE.findall(text)}
