@@ -178,67 +178,6 @@ def test_hide_injected_parameters_tags_only_papermills_cell(tmp_path) -> None:
     assert tags == [["parameters"], ["injected-parameters", "remove-cell"]]
 
 
-def test_a_ledger_is_recorded_as_of_its_sources_only_when_what_it_read_was_too(book: Path, monkeypatch, capsys):
-    """`book.execute` records each chapter's source digest beside its ledger; a chapter built from outputs of an
-    upstream chapter that are not of its current sources gets no record, and a chapter without a current record is
-    executed again even when its build digest did not change (`make reference SPREAD_CHAPTERS=…` relies on it)."""
-    import types
-
-    from helpers import book as book_module
-
-    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n"
-                                   + "".join(f"- file: {c}\n" for c in CHAPTERS))
-    monkeypatch.setenv("BOOK_ROOT", str(book))
-    monkeypatch.delenv("BOOK_OUTPUT_ROOT", raising=False)
-    monkeypatch.setattr(book_module, "load_profile", lambda profile: types.SimpleNamespace(threads=2))
-    monkeypatch.setattr(book_module, "build_environment", lambda profile: ENV)
-    ran = []
-
-    def fake_start(profile, source, target, log):  # a chapter run: its executed copy and its ledger
-        ran.append(Path(source).stem[:2])
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        Path(target).write_text("{}")
-        (book / "results" / "ci").mkdir(parents=True, exist_ok=True)
-        (book / "results" / "ci" / f"{Path(source).stem}.json").write_text("{}")
-        return types.SimpleNamespace(poll=lambda: 0, returncode=0)
-
-    monkeypatch.setattr(book_module, "start_page", fake_start)
-    stage, results = book / "_build" / "stage", book / "results" / "ci"
-
-    def execute(span=None) -> list[str]:
-        ran.clear()
-        book_module.execute("ci", book, stage, span)
-        return list(ran)
-
-    assert execute() == ["01", "02", "05", "12"]
-    sources = graph.source_digests(book, "ci")
-    assert all(graph.of_sources(results, Path(c).name, sources[Path(c).name]) for c in CHAPTERS)
-    assert execute() == []
-    (book / "notebooks" / "01_moral_vectors.ipynb").write_text(notebook("from helpers import paths  # changed"))
-    assert execute("05") == ["05"]  # it read chapter 02's outputs, which are of 01's old sources
-    assert "05_structural read outputs of 01_moral_vectors, 02_activations" in capsys.readouterr().out
-    assert not graph.sources_file(results, "05_structural").exists()
-    assert execute("01-02") == ["01", "02"]
-    assert execute("05") == ["05"]  # its build digest is unchanged, its record missing: executed again
-    assert graph.of_sources(results, "05_structural", graph.source_digests(book, "ci")["05_structural"])
-    assert execute("05") == []
-
-
-def test_the_next_page_waits_for_what_it_reads_and_starts_the_longest_chain_first() -> None:
-    every = [f"notebooks/{c}" for c in graph.READS] + ["notebooks/exercises/E1_cosine"]
-    first = graph.next_page(every, [])
-    assert first == "notebooks/01_moral_vectors"  # 13 chapters read it
-    rest = [page for page in every if page != first]
-    assert graph.next_page(rest, [first]) == "notebooks/12_harmful_weights"  # reads nothing; the report reads it
-    after_02 = [page for page in rest if page[10:12] not in ("02", "12")]
-    assert graph.next_page(after_02, []) == "notebooks/08_sae"  # 09, 10, 11, 13, 14 read it; 03 only 04, 07, 14
-    assert graph.next_page(["notebooks/09_moral_features", "notebooks/13_superposition_geometry"],
-                           ["notebooks/08_sae"]) is None  # both read the running chapter 08
-    assert graph.next_page(["notebooks/04_gradient", "notebooks/exercises/E1_cosine"],
-                           ["notebooks/03_categorical"]) == "notebooks/exercises/E1_cosine"
-    assert graph.downstream("12_harmful_weights") == ["14_report"]
-
-
 def _fake_pages(book: Path, monkeypatch, polls: dict[str, int], fails: str = "") -> list[tuple[str, str]]:
     """Replace each page's process by one that is busy for `polls[number]` polls (default 1) and then writes its
     executed copy and ledger (or exits 1 for chapter `fails`); return the log of ("start"/"end", number) events."""
@@ -278,6 +217,49 @@ def _fake_pages(book: Path, monkeypatch, polls: dict[str, int], fails: str = "")
 
     monkeypatch.setattr(book_module, "start_page", fake_start)
     return events
+
+
+def test_a_ledger_is_recorded_as_of_its_sources_only_when_what_it_read_was_too(book: Path, monkeypatch, capsys):
+    """`book.execute` records each chapter's source digest beside its ledger; a chapter built from outputs of an
+    upstream chapter that are not of its current sources gets no record, and a chapter without a current record is
+    executed again even when its build digest did not change (`make reference SPREAD_CHAPTERS=…` relies on it)."""
+    from helpers import book as book_module
+
+    events = _fake_pages(book, monkeypatch, {})
+    stage, results = book / "_build" / "stage", book / "results" / "ci"
+
+    def execute(span=None) -> list[str]:
+        events.clear()
+        book_module.execute("ci", book, stage, span)
+        return [number for event, number in events if event == "start"]
+
+    assert execute() == ["01", "02", "05", "12"]
+    sources = graph.source_digests(book, "ci")
+    assert all(graph.of_sources(results, Path(c).name, sources[Path(c).name]) for c in CHAPTERS)
+    assert execute() == []
+    (book / "notebooks" / "01_moral_vectors.ipynb").write_text(notebook("from helpers import paths  # changed"))
+    assert execute("05") == ["05"]  # it read chapter 02's outputs, which are of 01's old sources
+    assert "05_structural read outputs of 01_moral_vectors, 02_activations" in capsys.readouterr().out
+    assert not graph.sources_file(results, "05_structural").exists()
+    assert execute("01-02") == ["01", "02"]
+    assert execute("05") == ["05"]  # its build digest is unchanged, its record missing: executed again
+    assert graph.of_sources(results, "05_structural", graph.source_digests(book, "ci")["05_structural"])
+    assert execute("05") == []
+
+
+def test_the_next_page_waits_for_what_it_reads_and_starts_the_longest_chain_first() -> None:
+    every = [f"notebooks/{c}" for c in graph.READS] + ["notebooks/exercises/E1_cosine"]
+    first = graph.next_page(every, [])
+    assert first == "notebooks/01_moral_vectors"  # 13 chapters read it
+    rest = [page for page in every if page != first]
+    assert graph.next_page(rest, [first]) == "notebooks/12_harmful_weights"  # reads nothing; the report reads it
+    after_02 = [page for page in rest if page[10:12] not in ("02", "12")]
+    assert graph.next_page(after_02, []) == "notebooks/08_sae"  # 09, 10, 11, 13, 14 read it; 03 only 04, 07, 14
+    assert graph.next_page(["notebooks/09_moral_features", "notebooks/13_superposition_geometry"],
+                           ["notebooks/08_sae"]) is None  # both read the running chapter 08
+    assert graph.next_page(["notebooks/04_gradient", "notebooks/exercises/E1_cosine"],
+                           ["notebooks/03_categorical"]) == "notebooks/exercises/E1_cosine"
+    assert graph.downstream("12_harmful_weights") == ["14_report"]
 
 
 def test_pages_run_side_by_side_only_once_what_they_read_is_done(book: Path, monkeypatch) -> None:
