@@ -303,3 +303,26 @@ def test_lanes_are_what_was_asked_as_far_as_free_memory_holds_them(monkeypatch, 
     monkeypatch.setenv("BOOK_LANES", "0")
     with pytest.raises(ValueError, match="BOOK_LANES"):
         book_module.lanes()
+    monkeypatch.setenv("BOOK_LANES", "two")
+    with pytest.raises(ValueError, match="BOOK_LANES must be a whole number of pages, not 'two'"):
+        book_module.lanes()
+
+
+def test_an_interrupted_build_stops_the_pages_it_started(book: Path, monkeypatch) -> None:
+    from helpers import book as book_module
+
+    events = _fake_pages(book, monkeypatch, {"01": 10**6, "12": 10**6})
+    stopped = []
+    started = book_module.start_page
+
+    def start(*args):
+        process = started(*args)
+        process.terminate = lambda: stopped.append(Path(args[1]).stem[:2])
+        return process
+
+    monkeypatch.setattr(book_module, "start_page", start)
+    sleeps = iter(range(3))
+    monkeypatch.setattr(book_module.time, "sleep", lambda seconds: next(sleeps))  # the fourth wait is interrupted
+    with pytest.raises(StopIteration):
+        book_module.execute("ci", book, book / "_build" / "stage", side_by_side=2)
+    assert sorted(stopped) == ["01", "12"] and ("end", "01") not in events

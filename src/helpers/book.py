@@ -185,7 +185,11 @@ def start_page(profile: str, source: Path, target: Path, log: Path) -> subproces
 def lanes(wanted: int | None = None) -> int:
     """How many pages a build executes side by side: `wanted` (default: $BOOK_LANES, else 2), fewer where this
     machine's free memory would not hold that many chapters at their peak (`PAGE_MEMORY_GB` each)."""
-    wanted = wanted or int(os.environ.get("BOOK_LANES", "2"))
+    if wanted is None:
+        try:
+            wanted = int(os.environ.get("BOOK_LANES", "2"))
+        except ValueError:
+            raise ValueError(f"BOOK_LANES must be a whole number of pages, not {os.environ['BOOK_LANES']!r}") from None
     if wanted < 1:
         raise ValueError(f"BOOK_LANES / --lanes must be a positive number of pages, not {wanted}")
     available = machine.available_memory_gb()
@@ -209,29 +213,33 @@ def execute(profile: str, root: Path, stage: Path, span: str | None = None,
     print(f"[book] {len(pending)} of {len(wanted)} pages to execute, up to {side_by_side} side by side; up to date: "
           f"{', '.join(Path(c).name[:2] for c in wanted if c not in pending) or 'none'}", flush=True)
     timings, running, failed = [], {}, []
-    while pending or running:
-        while not failed and len(running) < side_by_side and (chapter := graph.next_page(pending, running)):
-            pending.remove(chapter)
-            for stamp in (graph.stamp_file(stage, chapter), graph.sources_file(results, Path(chapter).name)):
-                stamp.unlink(missing_ok=True)  # a failed execution leaves no stamp behind
-            print(f"[book] executing {chapter} (profile={profile})", flush=True)
-            running[chapter] = (start_page(profile, root / f"{chapter}.ipynb", stage / f"{chapter}.ipynb",
-                                           stage / f"{chapter}.log"), time.perf_counter())
-        if not running:
-            break  # a failure left pages that wait on it
-        time.sleep(0.2)
-        for chapter, (process, start) in list(running.items()):
-            if process.poll() is None:
-                continue
-            del running[chapter]
-            if process.returncode:
-                failed.append(chapter)
-                _print_failure(chapter, stage)
-                continue
-            graph.stamp_file(stage, chapter).write_text(wanted[chapter])
-            _record_sources(chapter, results, sources)
-            timings.append((chapter, time.perf_counter() - start))
-            print(f"[book] {chapter} done in {timings[-1][1]:.0f} s", flush=True)
+    try:
+        while pending or running:
+            while not failed and len(running) < side_by_side and (chapter := graph.next_page(pending, running)):
+                pending.remove(chapter)
+                for stamp in (graph.stamp_file(stage, chapter), graph.sources_file(results, Path(chapter).name)):
+                    stamp.unlink(missing_ok=True)  # a failed execution leaves no stamp behind
+                print(f"[book] executing {chapter} (profile={profile})", flush=True)
+                running[chapter] = (start_page(profile, root / f"{chapter}.ipynb", stage / f"{chapter}.ipynb",
+                                               stage / f"{chapter}.log"), time.perf_counter())
+            if not running:
+                break  # a failure left pages that wait on it
+            time.sleep(0.2)
+            for chapter, (process, start) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                del running[chapter]
+                if process.returncode:
+                    failed.append(chapter)
+                    _print_failure(chapter, stage)
+                    continue
+                graph.stamp_file(stage, chapter).write_text(wanted[chapter])
+                _record_sources(chapter, results, sources)
+                timings.append((chapter, time.perf_counter() - start))
+                print(f"[book] {chapter} done in {timings[-1][1]:.0f} s", flush=True)
+    finally:  # an interrupted build leaves no page running behind it
+        for process, _ in running.values():
+            process.terminate()
     if failed:
         raise RuntimeError(f"[book] failed: {', '.join(failed)} (logs in {stage}); not executed: "
                            f"{', '.join(pending) or 'none'}")
