@@ -68,12 +68,12 @@ unit: env
 
 # Everything: the unit tests, then the ci book (built only if its sources changed) and the checks on it: the
 # committed reference ledger within its measured tolerances, two-build identity on the reference's own machine,
-# the network guard of every kernel, figures, internal links; then the diagnosis chapters on an emulated other
-# machine, within the same tolerances; then every chapter on the colab code path at toy size (`make smoke`).
+# the network guard of every kernel, figures, internal links; then, side by side (each log printed whole when it is
+# done), the diagnosis chapters on an emulated other machine, within the same tolerances, and every chapter on the
+# colab code path at toy size (`make smoke`).
 test: unit
 	$(MAKE) --no-print-directory book PROFILE=ci
-	$(MAKE) --no-print-directory other-machine
-	$(MAKE) --no-print-directory smoke
+	$(MAKE) --no-print-directory -j2 --output-sync=target other-machine smoke
 
 # Execute every chapter with papermill (profile $(PROFILE)), up to BOOK_LANES (default 2) side by side as the chapter
 # graph allows, render the executed copies, then check the HTML.
