@@ -300,6 +300,10 @@ def test_lanes_are_what_was_asked_as_far_as_free_memory_holds_them(monkeypatch, 
     for free, asked, expected in ((20.48, 2, 2), (20.48, 3, 2), (10.0, 2, 1), (None, 2, 1), (40.0, 1, 1)):
         monkeypatch.setattr(machine, "available_memory_gb", lambda free=free: free)
         assert book_module.lanes(asked) == expected
+    monkeypatch.delenv("BOOK_LANES", raising=False)
+    assert book_module.lanes() == 1 and book_module.lanes(default=2) == 2
+    monkeypatch.setenv("BOOK_LANES", "2")
+    assert book_module.lanes() == 2
     monkeypatch.setenv("BOOK_LANES", "0")
     with pytest.raises(ValueError, match="BOOK_LANES"):
         book_module.lanes()

@@ -182,12 +182,12 @@ def start_page(profile: str, source: Path, target: Path, log: Path) -> subproces
                                  str(target), str(log)], stdout=err, stderr=subprocess.STDOUT)
 
 
-def lanes(wanted: int | None = None) -> int:
-    """How many pages a build executes side by side: `wanted` (default: $BOOK_LANES, else 2), fewer where this
+def lanes(wanted: int | None = None, default: int = 1) -> int:
+    """How many pages a build executes side by side: `wanted` (else $BOOK_LANES, else `default`), fewer where this
     machine's free memory would not hold that many chapters at their peak (`PAGE_MEMORY_GB` each)."""
     if wanted is None:
         try:
-            wanted = int(os.environ.get("BOOK_LANES", "2"))
+            wanted = int(os.environ.get("BOOK_LANES", str(default)))
         except ValueError:
             raise ValueError(f"BOOK_LANES must be a whole number of pages, not {os.environ['BOOK_LANES']!r}") from None
     if wanted < 1:
@@ -363,8 +363,8 @@ def main() -> None:
     parser.add_argument("--sync-colab", action="store_true",
                         help="rewrite each chapter's Colab cell and _config.yml's branch to the release tag, and exit")
     parser.add_argument("--ref", action="store_true", help="print the release tag (v<version>) and exit")
-    parser.add_argument("--lanes", type=int, help="pages executed side by side (default: $BOOK_LANES, else 2; "
-                        "fewer where free memory is short)")
+    parser.add_argument("--lanes", type=int, help="pages executed side by side (default: $BOOK_LANES, else 1: "
+                        "on 2 cores the ci chapters run no faster two at a time; fewer where free memory is short)")
     parser.add_argument("--page", nargs=3, metavar=("SOURCE", "TARGET", "LOG"),
                         help="execute one page (what a build runs in a process of its own) and exit")
     args = parser.parse_args()

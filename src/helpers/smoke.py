@@ -172,11 +172,12 @@ def main() -> None:
     """Command-line entry point: `python -m helpers.smoke [--chapters 02-07]`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chapters", help="only these chapters, e.g. 02-07 (default: all)")
-    parser.add_argument("--lanes", type=int, help="chapters executed side by side (default: $BOOK_LANES, else 2)")
+    parser.add_argument("--lanes", type=int, help="chapters executed side by side (default: $BOOK_LANES, else 2: "
+                        "its toy chapters are mostly imports and start-up, which two at a time overlap)")
     args = parser.parse_args()
     from helpers import book
 
-    print(f"[smoke] ledgers in {run(args.chapters, side_by_side=book.lanes(args.lanes))}")
+    print(f"[smoke] ledgers in {run(args.chapters, side_by_side=book.lanes(args.lanes, default=2))}")
 
 
 if __name__ == "__main__":
