@@ -75,8 +75,8 @@ test: unit
 	$(MAKE) --no-print-directory book PROFILE=ci
 	$(MAKE) --no-print-directory -j2 --output-sync=target other-machine smoke
 
-# Execute every chapter with papermill (profile $(PROFILE)), up to BOOK_LANES (default 2) side by side as the chapter
-# graph allows, render the executed copies, then check the HTML.
+# Execute every chapter with papermill (profile $(PROFILE)), one at a time (BOOK_LANES=2: two side by side, as the
+# chapter graph allows), render the executed copies, then check the HTML.
 book: env _build/built-$(PROFILE)
 	$(PY) -m pytest tests/book -q
 
