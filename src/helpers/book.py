@@ -158,7 +158,8 @@ def build_environment(profile: str) -> dict[str, object]:
             "machine": fingerprint, "python": sys.version}
 
 
-PAGE_MEMORY_GB = 8  # the most one ci chapter holds at its peak (chapter 12: 7.35 GB), with some room
+PAGE_MEMORY_GB = 8  # the most one ci chapter held at its peak (chapter 12: 7.35 GB, measured before it held fewer
+# gradient copies; not re-measured since), with some room
 
 
 def run_page(profile: str, source: Path, target: Path, log: Path) -> None:

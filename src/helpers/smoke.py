@@ -142,8 +142,9 @@ def prepare(out: Path) -> dict[str, str]:
 
 def run(span: str | None = None, out: Path | None = None, side_by_side: int = 1) -> Path:
     """Execute the chapters in `span` (None: all; up to `side_by_side` at once) with the colab-smoke profile on the
-    stand-ins, everything under `out` (default: `smoke_root`); return the folder of its ledgers, after checking every chapter wrote one and no
-    kernel tried to reach off this machine (every URL must come from the mirror, every model from the hub cache)."""
+    stand-ins, everything under `out` (default: `smoke_root`); return the folder of its ledgers, after checking
+    every chapter wrote one and no kernel tried to reach off this machine (every URL must come from the mirror, every
+    model from the hub cache)."""
     from helpers import book, netguard
     from helpers.paths import results_dir
 
